@@ -19,12 +19,12 @@ describe('DeferredList', () => {
     const a = new Deferred<number>();
     const b = new Deferred<number>();
     const list = new DeferredList([a, b], { consumeErrors: true });
-    let result: unknown;
+    let result = undefined as unknown;
     list.addCallback((r) => {
       result = r;
     });
     b.errback(new BoomError('b'));
-    assert.equal(result, undefined);
+    assert.equal(result === undefined, true);
     a.callback(1);
     const entries = result as [boolean, unknown][];
     assert.equal(entries.length, 2);
@@ -46,7 +46,7 @@ describe('DeferredList', () => {
   });
 
   test('an empty list fires at once with []', () => {
-    let result: unknown;
+    let result = undefined as unknown;
     new DeferredList([]).addCallback((r) => {
       result = r;
     });
@@ -56,7 +56,7 @@ describe('DeferredList', () => {
   test('fireOnOneCallback fires with [value, index] on the first success', () => {
     const a = new Deferred<string>();
     const b = new Deferred<string>();
-    let result: unknown;
+    let result = undefined as unknown;
     new DeferredList([a, b], { fireOnOneCallback: true }).addCallback((r) => {
       result = r;
     });
@@ -68,7 +68,7 @@ describe('DeferredList', () => {
   test('fireOnOneErrback fails with FirstError on the first failure', () => {
     const a = new Deferred<string>();
     const b = new Deferred<string>();
-    let failure: Failure | undefined;
+    let failure = undefined as Failure | undefined;
     new DeferredList([a, b], { fireOnOneErrback: true, consumeErrors: true }).addErrback((f) => {
       failure = f;
     });
@@ -83,7 +83,7 @@ describe('DeferredList', () => {
     const a = new Deferred<number>(() => cancelled.push(0));
     const b = succeed(2);
     const list = new DeferredList([a, b], { consumeErrors: true });
-    let result: unknown;
+    let result = undefined as unknown;
     list.addCallback((r) => {
       result = r;
     });
@@ -107,7 +107,7 @@ describe('gatherResults', () => {
     const g = gatherResults([succeed(1), new Deferred<number>()], true);
     const bad = new Deferred<number>();
     const g2 = gatherResults([succeed(1), bad], true);
-    let error: FirstError | undefined;
+    let error = undefined as FirstError | undefined;
     g2.addErrback((f) => {
       error = f.value as FirstError;
     });

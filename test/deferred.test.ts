@@ -145,7 +145,7 @@ describe('Deferred: firing and the chain', () => {
 
   test('errback wraps Errors and non-Errors in a Failure', () => {
     const d = new Deferred();
-    let failure: Failure | undefined;
+    let failure = undefined as Failure | undefined;
     d.addErrback((f) => {
       failure = f;
     });
@@ -179,7 +179,7 @@ describe('Deferred: firing and the chain', () => {
 
   test('a callback returning its own Deferred becomes a failure', () => {
     const d = new Deferred<unknown>();
-    let caught: Failure | undefined;
+    let caught = undefined as Failure | undefined;
     d.addCallback(() => d).addErrback((f) => {
       caught = f;
     });
@@ -345,7 +345,7 @@ describe('Deferred: chaining on inner Deferreds and thenables', () => {
 describe('Deferred: cancellation and timeouts', () => {
   test('cancel without a canceller errbacks with CancelledError and ignores one later callback', () => {
     const d = new Deferred<number>();
-    let failure: Failure | undefined;
+    let failure = undefined as Failure | undefined;
     d.addErrback((f) => {
       failure = f;
     });
@@ -388,7 +388,7 @@ describe('Deferred: cancellation and timeouts', () => {
       innerCancelled = true;
     });
     const outer = succeed(1).addCallback(() => inner);
-    let failure: Failure | undefined;
+    let failure = undefined as Failure | undefined;
     outer.addErrback((f) => {
       failure = f;
     });
@@ -403,12 +403,12 @@ describe('Deferred: cancellation and timeouts', () => {
     const d = new Deferred<number>(() => {
       cancelled = true;
     });
-    let failure: Failure | undefined;
+    let failure = undefined as Failure | undefined;
     d.addTimeout(5, clock).addErrback((f) => {
       failure = f;
     });
     clock.advance(4);
-    assert.equal(failure, undefined);
+    assert.equal(failure === undefined, true);
     clock.advance(1);
     assert.ok(cancelled);
     assert.ok(failure?.value instanceof TimeoutError);
