@@ -12,8 +12,8 @@
  */
 
 import { EventEmitter } from 'eventemitter3';
-import { Deferred, isThenable } from './deferred.js';
-import { InvalidArgumentError, ReactorAlreadyRunning, ReactorNotRunning } from './errors.js';
+import { Deferred } from './deferred.js';
+import { ReactorAlreadyRunning, ReactorNotRunning } from './errors.js';
 import type {
   ConnectTCPOptions,
   IClientFactory,
@@ -32,6 +32,7 @@ import type {
 import { err } from './log.js';
 import { type Connector, connectTCP, listenTCP, type Port, type StreamOptions } from './tcp.js';
 import { type DelayedCall, TimerQueue } from './timer-queue.js';
+import { SystemEventTriggers } from './triggers.js';
 import { connectUNIX, listenUNIX } from './unix.js';
 
 /** The longest delay Node's `setTimeout` takes (about 24.8 days); longer waits re-arm. */
@@ -42,8 +43,6 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
  * much (seconds) before the armed time: Node's timers have 1 ms granularity.
  */
 const REARM_SLACK = 0.001;
-
-const PHASES: readonly TriggerPhase[] = ['before', 'during', 'after'];
 
 /** Lifecycle events of a {@link NodeReactor}, for observers (`reactor.on('stopped', …)`). */
 export interface ReactorEvents {
@@ -64,22 +63,6 @@ export interface RunOptions {
    * exits) unless something else listens for it.
    */
   installSignalHandlers?: boolean;
-}
-
-/** A system event trigger; the object is its own {@link TriggerId}. */
-class Trigger {
-  constructor(
-    readonly phase: TriggerPhase,
-    readonly fn: (...args: never[]) => unknown,
-    readonly args: unknown[],
-  ) {}
-}
-
-/** The pending triggers of one system event, by phase. */
-interface EventTriggers {
-  before: Trigger[];
-  during: Trigger[];
-  after: Trigger[];
 }
 
 /**
@@ -117,7 +100,7 @@ export class NodeReactor
   #stopping = false;
   #whenStopped: Deferred<void> | null = null;
   #signalsInstalled = false;
-  readonly #events = new Map<SystemEvent, EventTriggers>();
+  readonly #triggers = new SystemEventTriggers();
   readonly #ports = new Set<IListeningPort>();
 
   constructor() {
@@ -295,15 +278,7 @@ export class NodeReactor
     fn: (...args: A) => unknown,
     ...args: A
   ): TriggerId {
-    if (!PHASES.includes(phase)) {
-      throw new InvalidArgumentError(`unknown trigger phase ${JSON.stringify(phase)}`);
-    }
-    if (typeof fn !== 'function') {
-      throw new InvalidArgumentError('a system event trigger must be a function');
-    }
-    const trigger = new Trigger(phase, fn as (...args: never[]) => unknown, args);
-    this.#triggersOf(event)[phase].push(trigger);
-    return trigger;
+    return this.#triggers.add(phase, event, fn, args);
   }
 
   /**
@@ -312,17 +287,7 @@ export class NodeReactor
    *   trigger has run (triggers are one-shot).
    */
   removeSystemEventTrigger(id: TriggerId): void {
-    if (id instanceof Trigger) {
-      for (const triggers of this.#events.values()) {
-        const list = triggers[id.phase];
-        const index = list.indexOf(id);
-        if (index !== -1) {
-          list.splice(index, 1);
-          return;
-        }
-      }
-    }
-    throw new InvalidArgumentError('unknown system event trigger (removed, or already run)');
+    this.#triggers.remove(id);
   }
 
   /**
@@ -335,57 +300,9 @@ export class NodeReactor
    *   done; already fired if nothing had to be waited for.
    */
   fireSystemEvent(event: SystemEvent): Deferred<void> {
-    const done = new Deferred<void>();
-    this.#runPhase(event, this.#triggersOf(event), 0, done);
-    return done;
-  }
-
-  #triggersOf(event: SystemEvent): EventTriggers {
-    let triggers = this.#events.get(event);
-    if (triggers === undefined) {
-      triggers = { before: [], during: [], after: [] };
-      this.#events.set(event, triggers);
-    }
-    return triggers;
-  }
-
-  #runPhase(
-    event: SystemEvent,
-    triggers: EventTriggers,
-    phaseIndex: number,
-    done: Deferred<void>,
-  ): void {
-    for (; phaseIndex < PHASES.length; phaseIndex++) {
-      const phase = PHASES[phaseIndex];
-      const waits: PromiseLike<unknown>[] = [];
+    return this.#triggers.fire(event, (phase, waits) => {
       if (event === 'shutdown' && phase === 'during') this.#stopPorts(waits);
-      const list = triggers[phase];
-      while (list.length > 0) {
-        const trigger = list.shift()!;
-        try {
-          const result = trigger.fn(...(trigger.args as never[]));
-          if (isThenable(result)) waits.push(result);
-        } catch (error) {
-          err(error, `Error in '${phase} ${event}' system event trigger`);
-        }
-      }
-      if (waits.length > 0) {
-        const next = phaseIndex + 1;
-        let pending = waits.length;
-        const settle = () => {
-          if (--pending === 0) this.#runPhase(event, triggers, next, done);
-        };
-        for (const wait of waits) {
-          const d = wait instanceof Deferred ? wait : Deferred.fromPromise(wait);
-          d.addCallbacks(settle, (failure) => {
-            err(failure, `Error in '${phase} ${event}' system event trigger`);
-            settle();
-          });
-        }
-        return;
-      }
-    }
-    done.callback(undefined);
+    });
   }
 
   #stopPorts(waits: PromiseLike<unknown>[]): void {
