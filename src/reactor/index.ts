@@ -1,0 +1,36 @@
+/**
+ * The reactor layer: the event loop, time, Deferreds, failures and the
+ * TCP/UNIX transports. Nothing here knows about protocols beyond the
+ * interfaces, nor about the web.
+ *
+ * @module torsion/reactor
+ */
+
+export * from './address.js';
+export * from './clock.js';
+export * from './deferred.js';
+export * from './deferred-list.js';
+export * from './deferred-sync.js';
+export * from './errors.js';
+export * from './failure.js';
+export type * from './interfaces.js';
+export * as log from './log.js';
+export type { ReactorEvents, RunOptions } from './reactor.js';
+export { NodeReactor, reactor } from './reactor.js';
+export type { StreamTransportOptions } from './stream.js';
+export { DEFAULT_HIGH_WATER_MARK, StreamTransport } from './stream.js';
+export * from './task.js';
+export type {
+  ConnectSpec,
+  ListenSpec,
+  PortEvents,
+  StreamOptions,
+  TCPConnector,
+  TCPPort,
+} from './tcp.js';
+export { Connector, connectTCP, listenTCP, Port } from './tcp.js';
+export { DelayedCall } from './timer-queue.js';
+export type { PhaseHook } from './triggers.js';
+export { SystemEventTriggers } from './triggers.js';
+export type { UNIXConnector, UNIXPort } from './unix.js';
+export { connectUNIX, listenUNIX } from './unix.js';

@@ -1,0 +1,11 @@
+/**
+ * Test helpers for users' own tests: a recording transport, a recording
+ * reactor with simulated time, and two protocols connected in memory.
+ *
+ * @module torsion/testing
+ */
+
+export { Clock } from '../reactor/clock.js';
+export * from './memory-reactor.js';
+export * from './pump.js';
+export * from './string-transport.js';
