@@ -1,0 +1,728 @@
+/**
+ * The connection transport over a `net.Socket`, shared by TCP and UNIX-domain
+ * connections: Twisted's `abstract.FileDescriptor` + `tcp.Connection`
+ * semantics on top of Node's streams.
+ *
+ * - Reads are a push producer: `pauseProducing()` pauses the socket, so bytes
+ *   stay in the socket (and then the kernel) until `resumeProducing()`.
+ * - Writes go straight to `socket.write` (Node buffers them); a registered
+ *   streaming producer is paused when `socket.writableLength` passes the
+ *   high-water mark and resumed when the buffer drains; a pull producer is
+ *   asked for more each time the buffer drains.
+ * - `connectionLost` is delivered exactly once, after the transport has
+ *   dropped its references to the protocol, producer and owner.
+ *
+ * Socket listeners are module-wide functions (static private methods) that
+ * find their transport through `socket[kTransport]`, as ws does with
+ * `this[kWebSocket]`: no closure is allocated per connection or per chunk.
+ *
+ * @module
+ */
+
+import type { Socket } from 'node:net';
+import { inetAddress } from './address.js';
+import {
+  ConnectionAborted,
+  ConnectionDone,
+  ConnectionLost,
+  InvalidArgumentError,
+  ProducerAlreadyRegistered,
+  TransportClosedError,
+} from './errors.js';
+import { Failure } from './failure.js';
+import type {
+  IAddress,
+  IProtocol,
+  IPullProducer,
+  IPushProducer,
+  IReactorTime,
+  ITCPTransport,
+} from './interfaces.js';
+import { err } from './log.js';
+
+/** The socket property through which listeners find their {@link StreamTransport}. */
+export const kTransport: unique symbol = Symbol('torsion.transport');
+
+/** Default high-water mark of the write buffer, in bytes (64 KiB). */
+export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
+
+const EMPTY = Buffer.alloc(0);
+
+type TransportSocket = Socket & { [kTransport]?: StreamTransport };
+
+/**
+ * Whoever created a transport (a listening port, a connector) and keeps
+ * book of it. Each hook is called at most once per transport:
+ * `connectionStarted`, then one of `connectionClosed` or `connectionDetached`.
+ */
+export interface ConnectionOwner {
+  /**
+   * The transport was created; called by {@link StreamTransport.attach} right
+   * before the protocol's `makeConnection`, so the owner knows the transport
+   * if the protocol closes or detaches it from `connectionMade`.
+   */
+  connectionStarted(transport: StreamTransport): void;
+
+  /**
+   * The connection closed; called right after the protocol's
+   * `connectionLost(reason)` returned (or threw), with the same `reason`.
+   */
+  connectionClosed(transport: StreamTransport, reason: Failure): void;
+
+  /** The socket was taken away with {@link StreamTransport.detach}. */
+  connectionDetached(transport: StreamTransport): void;
+}
+
+/** Options of {@link StreamTransport.attach}. */
+export interface StreamTransportOptions {
+  /** The remote end's address (what `getPeer()` returns). */
+  readonly peer: IAddress;
+  /**
+   * This end's address (what `getHost()` returns). When omitted, it is read
+   * from `socket.address()` on first use (TCP).
+   */
+  readonly host?: IAddress;
+  /** Told when the connection closes or is detached. */
+  readonly owner?: ConnectionOwner | null;
+  /**
+   * Bytes of unflushed writes above which a streaming producer is paused
+   * (default {@link DEFAULT_HIGH_WATER_MARK}).
+   */
+  readonly highWaterMark?: number;
+}
+
+/** Stands in for the protocol once the transport has let go of it. */
+const NULL_PROTOCOL: IProtocol = {
+  makeConnection() {},
+  connectionMade() {},
+  dataReceived() {},
+  connectionLost() {},
+};
+
+/**
+ * A protocol that only ignores what it is told. Used where a connection was
+ * made but the factory returned no protocol (the connection is then closed).
+ */
+export class NullProtocol implements IProtocol {
+  /** Does nothing. */
+  makeConnection(): void {}
+  /** Does nothing. */
+  connectionMade(): void {}
+  /** Discards the data. */
+  dataReceived(_data: Buffer): void {}
+  /** Does nothing. */
+  connectionLost(_reason: Failure): void {}
+}
+
+function noop(): void {}
+
+/** The `readConnectionLost` / `writeConnectionLost` hooks, when a protocol has them. */
+type HalfCloseHooks = {
+  readConnectionLost?: unknown;
+  writeConnectionLost?: unknown;
+};
+
+let socketOnData: (this: TransportSocket, chunk: Buffer) => void;
+let socketOnEnd: (this: TransportSocket) => void;
+let socketOnFinish: (this: TransportSocket) => void;
+let socketOnError: (this: TransportSocket, error: Error) => void;
+let socketOnClose: (this: TransportSocket) => void;
+let socketOnDrain: (this: TransportSocket) => void;
+
+/**
+ * A connected stream socket (TCP or UNIX) as a transport: an {@link IConsumer}
+ * for its writes and an {@link IPushProducer} for its reads.
+ *
+ * Created by listening ports and connectors through
+ * {@link StreamTransport.attach}; protocols see it as `this.transport`.
+ *
+ * State, in order: open → (`loseConnection()`: *disconnecting*, writes refused
+ * once no producer is registered; FIN sent after the write buffer flushed) →
+ * closed (`connectionLost` delivered). `abortConnection()` and errors jump to
+ * closed; `detach()` leaves without telling the protocol.
+ *
+ * When the peer half-closes (sends FIN), a protocol with `readConnectionLost`
+ * gets it and may keep writing; any other protocol's connection is closed as
+ * by `loseConnection()`, except that a registered producer is stopped
+ * (`stopProducing()`) and dropped instead of waited for.
+ *
+ * The TCP options (`setTcpNoDelay`…) are no-ops on UNIX sockets, where the
+ * getters report what was last set.
+ */
+export class StreamTransport implements ITCPTransport {
+  readonly #socket: TransportSocket;
+  readonly #reactor: IReactorTime;
+  #protocol: IProtocol;
+  #owner: ConnectionOwner | null;
+  readonly #peer: IAddress;
+  #host: IAddress | null;
+  readonly #highWaterMark: number;
+
+  /** `true` while the protocol asked us not to deliver data. */
+  #readPaused = false;
+  /** `loseConnection()` was called, or the connection is gone. */
+  #disconnecting = false;
+  /** `loseWriteConnection()` was called. */
+  #writeDisconnecting = false;
+  /** `write()` is allowed. */
+  #writable = true;
+  /** `socket.end()` was called: our FIN is queued behind the buffered writes. */
+  #ended = false;
+  /** The transport is finished with (aborted, closed or detached): no more events. */
+  #closed = false;
+  /** The first socket error, reported as the `cause` of `ConnectionLost`. */
+  #error: Error | null = null;
+
+  #producer: IPushProducer | IPullProducer | null = null;
+  #streaming = false;
+  /** We paused the streaming producer and owe it a `resumeProducing()`. */
+  #producerPaused = false;
+  /** Bumped on every registration, so flush callbacks of an old producer are ignored. */
+  #producerGeneration = 0;
+  /** Writes carrying a flush callback that have not completed yet. */
+  #flushPending = 0;
+  /** Flush callback for the current registration, allocated once per registration. */
+  #onFlushed: ((error?: Error | null) => void) | null = null;
+
+  #noDelay = false;
+  #keepAlive = false;
+
+  /**
+   * Wraps `socket` (connected, created with `allowHalfOpen: true`). Prefer
+   * {@link StreamTransport.attach}, which also connects the protocol.
+   * @throws InvalidArgumentError if `highWaterMark` is not a non-negative number.
+   */
+  constructor(
+    socket: Socket,
+    protocol: IProtocol,
+    reactor: IReactorTime,
+    options: StreamTransportOptions,
+  ) {
+    const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+    if (!(highWaterMark >= 0) || !Number.isFinite(highWaterMark)) {
+      throw new InvalidArgumentError(
+        `highWaterMark must be a non-negative number: ${highWaterMark}`,
+      );
+    }
+    this.#socket = socket as TransportSocket;
+    this.#reactor = reactor;
+    this.#protocol = protocol;
+    this.#owner = options.owner ?? null;
+    this.#peer = options.peer;
+    this.#host = options.host ?? null;
+    this.#highWaterMark = highWaterMark;
+
+    const s = this.#socket;
+    s[kTransport] = this;
+    s.on('data', socketOnData);
+    s.on('end', socketOnEnd);
+    s.on('error', socketOnError);
+    s.on('close', socketOnClose);
+    s.on('drain', socketOnDrain);
+  }
+
+  /**
+   * Wraps `socket` in a transport, tells the owner (`connectionStarted`), then
+   * calls `protocol.makeConnection(transport)`.
+   * If `makeConnection` throws, the error is logged and the connection is
+   * aborted (the protocol then gets `connectionLost` with `ConnectionLost`
+   * whose `cause` is the error).
+   */
+  static attach(
+    socket: Socket,
+    protocol: IProtocol,
+    reactor: IReactorTime,
+    options: StreamTransportOptions,
+  ): StreamTransport {
+    const transport = new StreamTransport(socket, protocol, reactor, options);
+    options.owner?.connectionStarted(transport);
+    try {
+      protocol.makeConnection(transport);
+    } catch (e) {
+      transport.#protocolFailed(e, 'makeConnection');
+    }
+    return transport;
+  }
+
+  // ------------------------------------------------------------------ socket listeners
+
+  // Listeners are plain functions (`this` is the socket or server), assigned
+  // here because they use private fields; one function object serves all.
+  static {
+    socketOnData = function socketOnData(this: TransportSocket, chunk: Buffer): void {
+      const t = this[kTransport]!;
+      if (t.#disconnecting) return; // loseConnection/abort: reads are discarded (Twisted stops reading)
+      if (t.#readPaused) {
+        // Not expected (the socket is paused), but never drop or reorder bytes:
+        // put the chunk back in front of the socket's buffer.
+        this.pause();
+        this.unshift(chunk);
+        return;
+      }
+      try {
+        t.#protocol.dataReceived(chunk);
+      } catch (e) {
+        t.#protocolFailed(e, 'dataReceived');
+      }
+    };
+
+    socketOnEnd = function socketOnEnd(this: TransportSocket): void {
+      const t = this[kTransport]!;
+      if (t.#closed || t.#disconnecting) return;
+      const protocol = t.#protocol as IProtocol & HalfCloseHooks;
+      if (typeof protocol.readConnectionLost === 'function') {
+        try {
+          protocol.readConnectionLost();
+        } catch (e) {
+          t.#protocolFailed(e, 'readConnectionLost');
+        }
+      } else {
+        t.#peerClosed();
+      }
+    };
+
+    socketOnFinish = function socketOnFinish(this: TransportSocket): void {
+      const t = this[kTransport];
+      if (t === undefined || t.#closed || t.#disconnecting) return;
+      const protocol = t.#protocol as IProtocol & HalfCloseHooks;
+      if (typeof protocol.writeConnectionLost === 'function') {
+        try {
+          protocol.writeConnectionLost();
+        } catch (e) {
+          t.#protocolFailed(e, 'writeConnectionLost');
+        }
+      }
+    };
+
+    socketOnError = function socketOnError(this: TransportSocket, error: Error): void {
+      const t = this[kTransport]!;
+      t.#error ??= error;
+    };
+
+    socketOnClose = function socketOnClose(this: TransportSocket): void {
+      const t = this[kTransport]!;
+      if (t.#closed) return;
+      t.#closed = true;
+      const error = t.#error;
+      const reason =
+        error === null
+          ? new ConnectionDone()
+          : new ConnectionLost(`Connection lost: ${error.message}`, { cause: error });
+      t.#notifyLost(new Failure(reason));
+    };
+
+    socketOnDrain = function socketOnDrain(this: TransportSocket): void {
+      const t = this[kTransport]!;
+      if (t.#streaming && t.#producerPaused) t.#resumeStreamingProducer();
+    };
+  }
+
+  static #deliverLost(transport: StreamTransport, reason: Failure): void {
+    transport.#notifyLost(reason);
+  }
+
+  // ------------------------------------------------------------------ ITransport
+
+  /**
+   * Sends `data` (strings as UTF-8) with one `socket.write`. Empty data is
+   * ignored. With a streaming producer registered, pauses it when the
+   * unflushed bytes pass the high-water mark.
+   *
+   * Writing is allowed until `loseConnection()` (or until the producer
+   * registered at that time unregisters), `loseWriteConnection()`,
+   * `abortConnection()`, `detach()` or the connection's loss.
+   * @throws TransportClosedError after that.
+   */
+  write(data: Uint8Array | string): void {
+    if (!this.#writable) throw new TransportClosedError();
+    if (data.length === 0) return;
+    const socket = this.#socket;
+    if (this.#onFlushed === null) {
+      socket.write(data);
+    } else {
+      this.#flushPending++;
+      socket.write(data, this.#onFlushed);
+    }
+    if (this.#streaming && !this.#producerPaused && socket.writableLength > this.#highWaterMark) {
+      this.#pauseStreamingProducer();
+    }
+  }
+
+  /**
+   * Sends the buffers in order, corked so Node hands them to the kernel in
+   * one `writev`. Same rules as {@link StreamTransport.write}.
+   * @throws TransportClosedError once writing is no longer allowed.
+   */
+  writeSequence(data: ReadonlyArray<Uint8Array | string>): void {
+    if (!this.#writable) throw new TransportClosedError();
+    const socket = this.#socket;
+    socket.cork();
+    try {
+      for (const chunk of data) this.write(chunk);
+    } finally {
+      socket.uncork();
+    }
+  }
+
+  /**
+   * Closes the connection once the buffered writes have flushed and, if a
+   * producer is registered, once it has unregistered (it may keep writing
+   * until then). From this call on no more data is delivered to the protocol.
+   * The protocol's `connectionLost` follows with `ConnectionDone` when the
+   * socket closes (the peer acknowledged with its FIN). Idempotent; does
+   * nothing once the connection is closed.
+   */
+  loseConnection(): void {
+    if (this.#disconnecting || this.#closed) return;
+    this.#disconnecting = true;
+    if (this.#ended) {
+      // The write side is already closing (loseWriteConnection): read on, and
+      // discard, until the peer's FIN closes the socket.
+      this.#socket.resume();
+      return;
+    }
+    if (this.#producer === null) {
+      this.#endSocket();
+    } else {
+      // Keep bytes in the kernel while the producer finishes.
+      this.#socket.pause();
+    }
+  }
+
+  /**
+   * Destroys the socket at once, discarding unsent data. `connectionLost`
+   * with `ConnectionAborted` is delivered through `reactor.callLater(0)`,
+   * never inside the caller's stack. Does nothing once the connection is
+   * closed or detached.
+   */
+  abortConnection(): void {
+    this.#abort(new Failure(new ConnectionAborted()));
+  }
+
+  /** The remote end's address. */
+  getPeer(): IAddress {
+    return this.#peer;
+  }
+
+  /** This end's address (read from the socket on first call, then cached). */
+  getHost(): IAddress {
+    if (this.#host === null) {
+      const a = this.#socket.address();
+      this.#host =
+        'address' in a
+          ? inetAddress('TCP', a.family, a.address, a.port)
+          : inetAddress('TCP', undefined, undefined, undefined);
+    }
+    return this.#host;
+  }
+
+  // ------------------------------------------------------------------ IStreamTransport
+
+  /** `true` once `loseConnection()` or `abortConnection()` was called, or the connection is gone. */
+  get disconnecting(): boolean {
+    return this.#disconnecting;
+  }
+
+  /** Bytes written but not yet handed to the kernel (`socket.writableLength`). */
+  get bufferedAmount(): number {
+    return this.#socket.writableLength;
+  }
+
+  /** The high-water mark (bytes) above which a streaming producer is paused. */
+  get highWaterMark(): number {
+    return this.#highWaterMark;
+  }
+
+  /**
+   * Half-close: sends FIN after the buffered writes have flushed (and after a
+   * registered producer unregisters); reading goes on. Writes are refused from
+   * this call on, unless a producer is registered (then until it unregisters).
+   * When the FIN has been handed to the kernel, the protocol's
+   * `writeConnectionLost()` is called, if it has one. The connection closes
+   * (with `ConnectionDone`) once the peer's FIN has arrived as well. Does
+   * nothing after `loseConnection()`, a previous call, or the connection's loss.
+   */
+  loseWriteConnection(): void {
+    if (this.#disconnecting || this.#writeDisconnecting || this.#closed) return;
+    this.#writeDisconnecting = true;
+    if (this.#producer === null) this.#endSocket();
+  }
+
+  /**
+   * Takes the socket away: the reactor's listeners are removed, the protocol
+   * is no longer called (no `connectionLost`), a registered producer gets
+   * `stopProducing()`, and the owner (port or connector) forgets the
+   * connection. The socket is returned paused and *not* in flowing mode
+   * (`readableFlowing === null`), so adding a `'data'` listener starts it, as
+   * `ws.handleUpgrade` expects. Bytes the kernel had already handed over but
+   * the protocol had not received stay in the socket's own readable buffer and
+   * are read first; `head` holds whatever the transport itself still held
+   * (normally empty). The caller must add an `'error'` listener.
+   * @throws TransportClosedError after `loseConnection()`, `abortConnection()`,
+   * `detach()` or the connection's loss.
+   */
+  detach(): { socket: Socket; head: Buffer } {
+    if (this.#closed || this.#disconnecting) throw new TransportClosedError();
+    this.#closed = true;
+    this.#disconnecting = true;
+    this.#writable = false;
+    const socket = this.#socket;
+    socket.pause();
+    socket.removeListener('data', socketOnData);
+    socket.removeListener('end', socketOnEnd);
+    socket.removeListener('error', socketOnError);
+    socket.removeListener('close', socketOnClose);
+    socket.removeListener('drain', socketOnDrain);
+    socket.removeListener('finish', socketOnFinish);
+    delete socket[kTransport];
+    // `pause()` leaves readableFlowing === false, in which state a new 'data'
+    // listener does not start the flow (ws's handleUpgrade would hang).
+    (socket as { readableFlowing: boolean | null }).readableFlowing = null;
+
+    const producer = this.#producer;
+    const owner = this.#owner;
+    this.#dropReferences();
+    if (producer !== null) stopProducer(producer);
+    if (owner !== null) owner.connectionDetached(this);
+    return { socket, head: EMPTY };
+  }
+
+  // ------------------------------------------------------------------ IConsumer
+
+  /**
+   * Registers the producer that feeds this transport. A streaming (push)
+   * producer is paused when the unflushed bytes pass the high-water mark
+   * (checked on each write, and at once here) and resumed when the buffer has
+   * drained; only a pause made by the transport is undone. A pull producer
+   * (`streaming = false`) gets `resumeProducing()` at once and again each time
+   * the bytes written since have all been flushed. On a transport that can no
+   * longer be written to (closed, or after `loseConnection()`) the producer
+   * gets `stopProducing()` at once instead.
+   * @throws ProducerAlreadyRegistered if a producer is registered.
+   */
+  registerProducer(producer: IPushProducer | IPullProducer, streaming: boolean): void {
+    if (this.#producer !== null) throw new ProducerAlreadyRegistered();
+    if (this.#closed || !this.#writable) {
+      stopProducer(producer);
+      return;
+    }
+    this.#producer = producer;
+    this.#streaming = streaming;
+    this.#producerPaused = false;
+    const generation = ++this.#producerGeneration;
+    this.#flushPending = 0;
+    if (streaming) {
+      this.#onFlushed = null;
+      if (this.#socket.writableLength > this.#highWaterMark) this.#pauseStreamingProducer();
+    } else {
+      this.#onFlushed = (error) => this.#flushed(generation, error);
+      producer.resumeProducing();
+    }
+  }
+
+  /**
+   * Forgets the producer (it is not stopped). If `loseConnection()` or
+   * `loseWriteConnection()` was waiting for it, the close proceeds: FIN after
+   * the buffered writes flush.
+   */
+  unregisterProducer(): void {
+    if (this.#producer === null) return;
+    this.#producer = null;
+    this.#streaming = false;
+    this.#producerPaused = false;
+    this.#onFlushed = null;
+    this.#producerGeneration++;
+    if (this.#closed || this.#ended) return;
+    if (this.#disconnecting || this.#writeDisconnecting) this.#endSocket();
+  }
+
+  // ------------------------------------------------------------------ IPushProducer (reads)
+
+  /**
+   * Stops delivering data: pauses the socket, so unread bytes stay in the
+   * socket and the kernel (and the peer is flow-controlled by TCP). Ignored
+   * while disconnecting.
+   */
+  pauseProducing(): void {
+    if (this.#disconnecting) return;
+    this.#readPaused = true;
+    this.#socket.pause();
+  }
+
+  /** Undoes `pauseProducing()`: data is delivered again from the next turn. */
+  resumeProducing(): void {
+    if (this.#disconnecting) return;
+    this.#readPaused = false;
+    this.#socket.resume();
+  }
+
+  /** Same as `loseConnection()`. */
+  stopProducing(): void {
+    this.loseConnection();
+  }
+
+  // ------------------------------------------------------------------ ITCPTransport
+
+  /** Enables or disables Nagle's algorithm being off (`TCP_NODELAY`). */
+  setTcpNoDelay(enabled: boolean): void {
+    this.#noDelay = enabled;
+    if (!this.#closed) this.#socket.setNoDelay(enabled);
+  }
+
+  /** Whether `TCP_NODELAY` was set through {@link StreamTransport.setTcpNoDelay} (default `false`). */
+  getTcpNoDelay(): boolean {
+    return this.#noDelay;
+  }
+
+  /** Enables or disables `SO_KEEPALIVE`, with the first probe after `initialDelaySeconds`. */
+  setTcpKeepAlive(enabled: boolean, initialDelaySeconds = 0): void {
+    this.#keepAlive = enabled;
+    if (!this.#closed) this.#socket.setKeepAlive(enabled, Math.round(initialDelaySeconds * 1000));
+  }
+
+  /** Whether `SO_KEEPALIVE` was set through {@link StreamTransport.setTcpKeepAlive} (default `false`). */
+  getTcpKeepAlive(): boolean {
+    return this.#keepAlive;
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  /** Queues our FIN behind the buffered writes. */
+  #endSocket(): void {
+    this.#writable = false;
+    this.#ended = true;
+    const socket = this.#socket;
+    if (this.#disconnecting) {
+      // Full close: read (and discard) until the peer's FIN, which lets the
+      // socket close; a paused socket would never see it.
+      socket.resume();
+    } else {
+      socket.once('finish', socketOnFinish);
+    }
+    socket.end();
+  }
+
+  /**
+   * The peer sent FIN and the protocol cannot half-close: the connection is
+   * over. Flush what was written and close; a registered producer cannot
+   * finish, so it is stopped now rather than waited for.
+   */
+  #peerClosed(): void {
+    const producer = this.#producer;
+    if (producer !== null) {
+      this.#producer = null;
+      this.#streaming = false;
+      this.#producerPaused = false;
+      this.#onFlushed = null;
+      this.#producerGeneration++;
+      stopProducer(producer);
+    }
+    this.loseConnection();
+  }
+
+  #abort(reason: Failure): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#disconnecting = true;
+    this.#writable = false;
+    this.#socket.destroy();
+    this.#reactor.callLater(0, StreamTransport.#deliverLost, this, reason);
+  }
+
+  /** The protocol threw from a callback: log it and drop the connection, as Twisted does. */
+  #protocolFailed(error: unknown, where: string): void {
+    err(error, `Unhandled error in protocol.${where}()`);
+    this.#abort(
+      new Failure(new ConnectionLost(`protocol.${where}() raised an error`, { cause: error })),
+    );
+  }
+
+  #pauseStreamingProducer(): void {
+    this.#producerPaused = true;
+    const producer = this.#producer as IPushProducer;
+    try {
+      producer.pauseProducing();
+    } catch (e) {
+      err(e, 'Unhandled error in producer.pauseProducing()');
+    }
+    // 'drain' only comes if a write found the buffer above the socket's own
+    // high-water mark; below it (a small custom mark), ask for a flush callback.
+    if (!this.#socket.writableNeedDrain) {
+      const generation = this.#producerGeneration;
+      this.#flushPending++;
+      this.#socket.write(EMPTY, (error) => this.#flushed(generation, error));
+    }
+  }
+
+  #resumeStreamingProducer(): void {
+    this.#producerPaused = false;
+    try {
+      (this.#producer as IPushProducer).resumeProducing();
+    } catch (e) {
+      err(e, 'Unhandled error in producer.resumeProducing()');
+    }
+  }
+
+  /** A write carrying a flush callback completed. */
+  #flushed(generation: number, error: Error | null | undefined): void {
+    if (generation !== this.#producerGeneration || this.#closed || error) return;
+    // Writes complete in order: when the last one carrying a callback is done,
+    // everything written since the registration has reached the kernel.
+    if (--this.#flushPending > 0) return;
+    const producer = this.#producer;
+    if (producer === null) return;
+    if (!this.#streaming) {
+      try {
+        producer.resumeProducing();
+      } catch (e) {
+        err(e, 'Unhandled error in producer.resumeProducing()');
+      }
+    } else if (this.#producerPaused) {
+      this.#resumeStreamingProducer();
+    }
+  }
+
+  #dropReferences(): void {
+    this.#protocol = NULL_PROTOCOL;
+    this.#producer = null;
+    this.#owner = null;
+    this.#onFlushed = null;
+    this.#producerGeneration++;
+  }
+
+  /** Runs once per transport: stops the producer, tells the protocol, then the owner. */
+  #notifyLost(reason: Failure): void {
+    const protocol = this.#protocol;
+    const producer = this.#producer;
+    const owner = this.#owner;
+    this.#disconnecting = true;
+    this.#writable = false;
+    this.#dropReferences();
+    if (producer !== null) stopProducer(producer);
+    try {
+      protocol.connectionLost(reason);
+    } catch (e) {
+      err(e, 'Unhandled error in protocol.connectionLost()');
+    }
+    if (owner !== null) {
+      try {
+        owner.connectionClosed(this, reason);
+      } catch (e) {
+        err(e, 'Unhandled error in connectionClosed()');
+      }
+    }
+  }
+}
+
+function stopProducer(producer: IPushProducer | IPullProducer): void {
+  try {
+    producer.stopProducing();
+  } catch (e) {
+    err(e, 'Unhandled error in producer.stopProducing()');
+  }
+}
+
+/** Attached to sockets nobody owns any more, so a late 'error' cannot crash the process. */
+export function ignoreSocketErrors(socket: Socket): void {
+  socket.on('error', noop);
+}
