@@ -13,6 +13,7 @@ import { describe, test } from 'node:test';
 import { ClientCreator, ClientFactory, Factory, Protocol } from '../src/protocols/protocol.js';
 import { IPv4Address, UNIXAddress } from '../src/reactor/address.js';
 import { Clock } from '../src/reactor/clock.js';
+import { connectError } from '../src/reactor/connector.js';
 import { Deferred } from '../src/reactor/deferred.js';
 import {
   CancelledError,
@@ -30,8 +31,9 @@ import {
 import type { Failure } from '../src/reactor/failure.js';
 import type { IAddress, IConnector, IReactorTCP, IReactorUNIX } from '../src/reactor/interfaces.js';
 import { addObserver, type LogEvent } from '../src/reactor/log.js';
+import type { Port } from '../src/reactor/port.js';
 import { reactor } from '../src/reactor/reactor.js';
-import { connectError, connectTCP, listenTCP, type Port } from '../src/reactor/tcp.js';
+import { connectTCP, listenTCP } from '../src/reactor/tcp.js';
 import { connectUNIX, listenUNIX } from '../src/reactor/unix.js';
 
 // ---------------------------------------------------------------------- helpers

@@ -30,9 +30,10 @@ import type {
   IPushProducer,
 } from '../src/reactor/interfaces.js';
 import { addObserver, type LogEvent } from '../src/reactor/log.js';
+import type { Port, StreamOptions } from '../src/reactor/port.js';
 import { reactor } from '../src/reactor/reactor.js';
 import type { StreamTransport } from '../src/reactor/stream.js';
-import { connectTCP, listenTCP, type Port, type StreamOptions } from '../src/reactor/tcp.js';
+import { connectTCP, listenTCP } from '../src/reactor/tcp.js';
 import { connectUNIX, listenUNIX } from '../src/reactor/unix.js';
 
 // ---------------------------------------------------------------------- the table

@@ -8,6 +8,8 @@
 
 export * from './address.js';
 export * from './clock.js';
+export type { ConnectSpec } from './connector.js';
+export { Connector, connectError } from './connector.js';
 export * from './deferred.js';
 export * from './deferred-list.js';
 export * from './deferred-sync.js';
@@ -15,20 +17,15 @@ export * from './errors.js';
 export * from './failure.js';
 export type * from './interfaces.js';
 export * as log from './log.js';
+export type { ListenSpec, PortEvents, StreamOptions } from './port.js';
+export { Port } from './port.js';
 export type { ReactorEvents, RunOptions } from './reactor.js';
 export { NodeReactor, reactor } from './reactor.js';
 export type { StreamTransportOptions } from './stream.js';
 export { DEFAULT_HIGH_WATER_MARK, StreamTransport } from './stream.js';
 export * from './task.js';
-export type {
-  ConnectSpec,
-  ListenSpec,
-  PortEvents,
-  StreamOptions,
-  TCPConnector,
-  TCPPort,
-} from './tcp.js';
-export { Connector, connectTCP, listenTCP, Port } from './tcp.js';
+export type { TCPConnector, TCPPort } from './tcp.js';
+export { connectTCP, listenTCP } from './tcp.js';
 export { DelayedCall } from './timer-queue.js';
 export type { PhaseHook } from './triggers.js';
 export { SystemEventTriggers } from './triggers.js';

@@ -12,6 +12,7 @@
  */
 
 import { EventEmitter } from 'eventemitter3';
+import type { Connector } from './connector.js';
 import { Deferred } from './deferred.js';
 import { ReactorAlreadyRunning, ReactorNotRunning } from './errors.js';
 import type {
@@ -30,7 +31,8 @@ import type {
   TriggerPhase,
 } from './interfaces.js';
 import { err } from './log.js';
-import { type Connector, connectTCP, listenTCP, type Port, type StreamOptions } from './tcp.js';
+import type { Port, StreamOptions } from './port.js';
+import { connectTCP, listenTCP } from './tcp.js';
 import { type DelayedCall, TimerQueue } from './timer-queue.js';
 import { SystemEventTriggers } from './triggers.js';
 import { connectUNIX, listenUNIX } from './unix.js';

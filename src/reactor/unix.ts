@@ -11,6 +11,7 @@
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { UNIXAddress } from './address.js';
+import { Connector, type ConnectSpec } from './connector.js';
 import { InvalidArgumentError } from './errors.js';
 import type {
   IClientFactory,
@@ -18,14 +19,7 @@ import type {
   IReactorTime,
   ListenUNIXOptions,
 } from './interfaces.js';
-import {
-  Connector,
-  type ConnectSpec,
-  checkBacklog,
-  type ListenSpec,
-  Port,
-  type StreamOptions,
-} from './tcp.js';
+import { checkBacklog, type ListenSpec, Port, type StreamOptions } from './port.js';
 
 const UNBOUND = new UNIXAddress(null);
 
