@@ -426,6 +426,18 @@ for (const kind of KINDS) {
       await closeAll(pair);
     });
 
+    test('the transport registered as its own producer does not hold loseConnection', async () => {
+      const pair = await connectPair(kind, Recorder, Recorder);
+      const t = pair.server.transport;
+      t.registerProducer(t, true);
+      t.write('bye');
+      t.loseConnection();
+      await pair.client.lost;
+      assert.equal(pair.client.text(), 'bye');
+      assert.ok(pair.client.reason?.check(ConnectionDone));
+      await closeAll(pair);
+    });
+
     test('pauseProducing stops dataReceived until resumeProducing', async () => {
       const pair = await connectPair(kind, Recorder, Recorder);
       const server = pair.server;

@@ -367,7 +367,8 @@ export class StreamTransport implements ITCPTransport {
   /**
    * Closes the connection once the buffered writes have flushed and, if a
    * producer is registered, once it has unregistered (it may keep writing
-   * until then). From this call on no more data is delivered to the protocol.
+   * until then; the transport itself registered as its own producer does not
+   * count). From this call on no more data is delivered to the protocol.
    * The protocol's `connectionLost` follows with `ConnectionDone` when the
    * socket closes (the peer acknowledged with its FIN). Idempotent; does
    * nothing once the connection is closed.
@@ -381,7 +382,9 @@ export class StreamTransport implements ITCPTransport {
       this.#socket.resume();
       return;
     }
-    if (this.#producer === null) {
+    // Our own read side registered as the producer of our writes (the echo
+    // pattern) cannot hold the close: loseConnection stops reading anyway.
+    if (this.#producer === null || this.#producer === this) {
       this.#endSocket();
     } else {
       // Keep bytes in the kernel while the producer finishes.
