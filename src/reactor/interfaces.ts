@@ -11,6 +11,7 @@
  */
 
 import type { Socket } from 'node:net';
+import type { ConnectionOptions, PeerCertificate, TlsOptions } from 'node:tls';
 import type { Deferred } from './deferred.js';
 import type { Failure } from './failure.js';
 
@@ -418,52 +419,476 @@ export interface IReactorUNIX {
   connectUNIX(path: string, factory: IClientFactory, options?: { timeout?: number }): IConnector;
 }
 
-/** TLS servers and clients (contextOptions are `node:tls` options). */
+// ---------------------------------------------------------------------- TLS
+
+/**
+ * A TLS server's context: `node:tls` server options (`key`, `cert`, `ca`,
+ * `requestCert`, `rejectUnauthorized`, `ALPNProtocols`, `SNICallback`,
+ * `minVersion`…), as given to `tls.createServer`, without the socket options
+ * the reactor sets itself. (The handshake timeout is an option of
+ * `listenSSL`/`startTLS`, in seconds.)
+ */
+export type TLSServerContextOptions = Omit<
+  TlsOptions,
+  | 'handshakeTimeout'
+  | 'allowHalfOpen'
+  | 'pauseOnConnect'
+  | 'noDelay'
+  | 'keepAlive'
+  | 'keepAliveInitialDelay'
+  | 'highWaterMark'
+>;
+
+/**
+ * A TLS client's context: `node:tls` connect options (`ca`, `cert`, `key`,
+ * `servername`, `rejectUnauthorized` (default `true`), `checkServerIdentity`,
+ * `ALPNProtocols`, `session`, `minVersion`…) without the ones the reactor
+ * sets itself (where to connect, the socket, the timeout).
+ */
+export type TLSClientContextOptions = Omit<
+  ConnectionOptions,
+  'host' | 'port' | 'path' | 'socket' | 'timeout' | 'lookup' | 'allowHalfOpen' | 'onread'
+>;
+
+/** Options of `listenSSL`, beyond those of `listenTCP`. */
+export interface ListenSSLOptions extends ListenTCPOptions {
+  /**
+   * Seconds a client has to complete the handshake after the TCP accept
+   * (default 30); past it the socket is destroyed and `onHandshakeError`
+   * gets a `TLSHandshakeError` wrapping `ERR_TLS_HANDSHAKE_TIMEOUT`.
+   */
+  handshakeTimeout?: number;
+  /**
+   * Told about each accepted client whose handshake failed (not TLS at all,
+   * no common protocol or cipher, a rejected client certificate, a hang-up,
+   * the timeout). Such clients never reach the factory: their socket is
+   * destroyed. Default: nothing is logged (scanners and plaintext clients
+   * are routine on a TLS port).
+   */
+  onHandshakeError?: (error: Error) => void;
+}
+
+/**
+ * Options of `transport.startTLS()`: the `node:tls` context of the side this
+ * end plays, plus the switch's own settings.
+ */
+export type StartTLSOptions = (
+  | ({ readonly isServer: true } & TLSServerContextOptions)
+  | ({ readonly isServer?: false } & TLSClientContextOptions)
+) & {
+  /**
+   * Bytes the protocol already received that belong to the TLS stream (a
+   * handshake record that arrived in the same read as the command that
+   * started TLS); they are fed to TLS before anything else read afterwards.
+   */
+  readonly head?: Uint8Array;
+  /**
+   * Seconds the handshake may take (default 30; `Infinity`: no limit). Past
+   * it the connection is dropped with a `TLSError`.
+   */
+  readonly handshakeTimeout?: number;
+};
+
+/**
+ * A protocol that wants to know when a `startTLS()` handshake has completed
+ * (Twisted's `IHandshakeListener`). Over `listenSSL`/`connectSSL` the
+ * handshake completes before `connectionMade`, so this is not called there.
+ */
+export interface IHandshakeListener extends IProtocol {
+  /**
+   * The handshake begun by `transport.startTLS()` completed: from now on
+   * `getPeerCertificate()` answers. Called once, before any decrypted data.
+   */
+  handshakeCompleted(): void;
+}
+
+/**
+ * A TCP transport that speaks, or can switch to, TLS (Twisted's
+ * `ISSLTransport` plus `ITLSTransport`).
+ */
+export interface ITLSTransport extends ITCPTransport {
+  /**
+   * Switches the connection to TLS (STARTTLS), playing the server side with
+   * `{ isServer: true }` (which then needs `key`/`cert`) and the client side
+   * otherwise. Bytes written before the call go out in plaintext first;
+   * bytes written after it are queued and go out encrypted, in order, once
+   * the handshake completes. Bytes already received but not yet delivered to
+   * the protocol (it was paused), and `options.head`, are fed to TLS; the
+   * protocol goes on receiving `dataReceived` with decrypted bytes, with the
+   * same pause state, and a registered producer stays registered (its flow
+   * control now follows the encrypted stream). `loseConnection()` and
+   * `loseWriteConnection()` during the handshake take effect after it.
+   * When the handshake completes, a protocol with `handshakeCompleted()`
+   * ({@link IHandshakeListener}) is told. When it fails (certificate
+   * rejected, no common protocol, peer hung up, timeout), the connection is
+   * closed and the protocol gets `connectionLost` with a `TLSError`.
+   * @throws TransportClosedError after `loseConnection()`,
+   *   `loseWriteConnection()`, `abortConnection()`, `detach()` or the loss.
+   * @throws InvalidArgumentError if TLS was already started, or for bad
+   *   options (a server side without a usable key and certificate).
+   */
+  startTLS(options?: StartTLSOptions): void;
+
+  /**
+   * The peer's certificate (`tls.TLSSocket#getPeerCertificate(detailed)`),
+   * or `null` when the connection is not TLS (yet), the peer sent none, or
+   * the connection is closed.
+   */
+  getPeerCertificate(detailed?: boolean): PeerCertificate | null;
+}
+
+/**
+ * TLS servers and clients over `node:tls`, with the TCP transport contract
+ * (producers, half-close, `connectionLost` once) plus {@link ITLSTransport}.
+ *
+ * Unlike Twisted, where the protocol is connected at the TCP accept and
+ * learns of a failed handshake through `connectionLost`, a TLS connection
+ * reaches the factory only once the handshake has completed: a server's
+ * `buildProtocol` is called for clients that completed it (the others are
+ * dropped, see `ListenSSLOptions.onHandshakeError`), and a client whose
+ * handshake fails gets `clientConnectionFailed` with a `TLSHandshakeError`
+ * (a `ConnectError`). Failures after that (with TLS 1.3, a server rejecting
+ * the client's certificate; an alert; a corrupt record) arrive as
+ * `connectionLost` with a `TLSError`.
+ */
 export interface IReactorTLS {
+  /**
+   * Listens for TLS connections on TCP `port`, as `listenTCP` (same binding
+   * and `getHost()` rules) with each accepted socket's handshake run before
+   * the factory sees it.
+   * @throws InvalidArgumentError (`TLSContextError`) when `contextOptions`
+   *   does not make a usable server context; as `listenTCP` otherwise.
+   */
   listenSSL(
     port: number,
     factory: IProtocolFactory,
-    contextOptions: object,
-    options?: ListenTCPOptions,
+    contextOptions: TLSServerContextOptions,
+    options?: ListenSSLOptions,
   ): IListeningPort;
+
+  /**
+   * Connects to `host:port` over TLS, verifying the server's certificate
+   * against `contextOptions.ca` (or Node's default roots) and `host` (or
+   * `contextOptions.servername`), unless `rejectUnauthorized: false`. The
+   * timeout covers the TCP connect and the handshake.
+   * @throws InvalidArgumentError as `connectTCP`.
+   */
   connectSSL(
     host: string,
     port: number,
     factory: IClientFactory,
-    contextOptions: object,
+    contextOptions: TLSClientContextOptions,
     options?: ConnectTCPOptions,
   ): IConnector;
 }
 
-/** A datagram protocol's transport (UDP). */
+// ====================================================================== datagrams (UDP)
+
+/** A datagram's source or destination: an IP literal and a port. */
+export type DatagramAddress = readonly [host: string, port: number];
+
+/**
+ * A UDP socket as its datagram protocol sees it (Twisted's `IUDPTransport`).
+ *
+ * The socket is bound before the protocol gets it, and stays usable until
+ * `stopListening()`; after that every method but `getHost` and the getters
+ * throws `TransportClosedError`. Addresses are IP literals of the socket's
+ * family (an IPv4 socket takes IPv4 literals, an IPv6 socket IPv6 ones, v4-mapped
+ * included): host names are refused, as in Twisted, because a lookup per
+ * datagram would reorder them.
+ */
 export interface IUDPTransport {
-  write(data: Uint8Array | string, addr?: readonly [string, number]): void;
+  /**
+   * Sends `data` as one datagram (strings are UTF-8; an empty datagram is
+   * sent, not ignored) to `addr`, or to the connected peer. Never blocks.
+   * Failures the kernel reports later (unreachable network, refused on a
+   * connected socket…) never throw: a connected socket's refusal calls the
+   * protocol's `connectionRefused()`, the rest are reported as the
+   * implementation documents (torsion: the port's `'sendError'` event, or the
+   * log).
+   * @throws DestinationRequiredError when `addr` is missing on an unconnected socket.
+   * @throws InvalidArgumentError for a host that is not an IP literal of the
+   *   socket's family, a bad port, or an `addr` other than the peer on a
+   *   connected socket.
+   * @throws MessageLengthError when `data` cannot fit in one datagram.
+   * @throws TransportClosedError after `stopListening()`.
+   */
+  write(data: Uint8Array | string, addr?: DatagramAddress): void;
+
+  /**
+   * Connected UDP: from now on only datagrams from `host:port` are delivered,
+   * and `write` needs no address. Takes effect before it returns. Can be
+   * called once (Twisted's rule).
+   * @throws AlreadyConnectedError on a second call.
+   * @throws InvalidArgumentError for a host that is not an IP literal of the
+   *   socket's family or a port outside 1–65535.
+   * @throws TransportClosedError after `stopListening()`.
+   */
   connect(host: string, port: number): void;
+
+  /** The bound address (`type` `'UDP'`, with the real port when 0 was asked). */
   getHost(): IAddress;
+
+  /**
+   * Closes the socket: no datagram is delivered from this call on; the
+   * protocol's `doStop()` follows, then the returned Deferred fires. Every
+   * call returns a Deferred firing at that same moment.
+   */
   stopListening(): Deferred<void>;
+
+  /** Allows or forbids sending to broadcast addresses (`SO_BROADCAST`; default off). */
+  setBroadcastAllowed(enabled: boolean): void;
+
+  /** Whether broadcast was allowed with `setBroadcastAllowed` (default `false`). */
+  getBroadcastAllowed(): boolean;
 }
 
-/** A handler of datagrams. */
+/**
+ * Multicast control of a UDP socket (Twisted's `IMulticastTransport`). The
+ * setters take effect at once; the getters report what was last set (the
+ * kernel defaults until then). After `stopListening()` they throw
+ * `TransportClosedError`.
+ */
+export interface IMulticastTransport extends IUDPTransport {
+  /** The interface (IP literal) multicast is sent from; `''` for the kernel's choice. */
+  getOutgoingInterface(): string;
+
+  /**
+   * Sends multicast from the interface with address `addr`. The Deferred is
+   * already fired: succeeded, or failed with `MulticastJoinError`.
+   */
+  setOutgoingInterface(addr: string): Deferred<void>;
+
+  /** Whether our own multicast datagrams are looped back to us (default `true`). */
+  getLoopbackMode(): boolean;
+
+  /** Enables or disables multicast loopback (`IP_MULTICAST_LOOP`). */
+  setLoopbackMode(mode: boolean): void;
+
+  /** The multicast time-to-live (default 1). */
+  getTTL(): number;
+
+  /**
+   * Sets the multicast time-to-live, 0–255 (`IP_MULTICAST_TTL`).
+   * @throws InvalidArgumentError outside that range.
+   */
+  setTTL(ttl: number): void;
+
+  /**
+   * Joins the multicast group `addr` on the interface with address `iface`
+   * (default: the kernel's choice). The Deferred is already fired: succeeded,
+   * or failed with `MulticastJoinError` (not a multicast address, already
+   * joined, no such interface…).
+   */
+  joinGroup(addr: string, iface?: string): Deferred<void>;
+
+  /** Leaves a group joined with `joinGroup`; fails as `joinGroup` does (not joined…). */
+  leaveGroup(addr: string, iface?: string): Deferred<void>;
+}
+
+/**
+ * A handler of datagrams (Twisted's `AbstractDatagramProtocol`). One protocol
+ * may serve several ports. The reactor calls, in order: `makeConnection` once
+ * per port (when it is bound, before `listenUDP` returns),
+ * `datagramReceived` zero or more times (never re-entrantly),
+ * `connectionRefused` (connected sockets only) any number of times, and
+ * `doStop` once per port, after the port stopped listening. An exception from
+ * a callback is logged; the port keeps running.
+ */
 export interface IDatagramProtocol {
-  makeConnection(transport: IUDPTransport): void;
-  datagramReceived(data: Buffer, addr: readonly [string, number]): void;
+  /** The port is bound; `transport` is it. */
+  makeConnection(transport: IMulticastTransport): void;
+
+  /**
+   * One datagram arrived from `addr` (an IP literal and port). The buffer is
+   * the protocol's to keep. Datagrams are whole: never split or joined.
+   */
+  datagramReceived(data: Buffer, addr: DatagramAddress): void;
+
+  /**
+   * A connected socket's peer refused a datagram (an ICMP port-unreachable
+   * came back). Datagrams sent after it may still be delivered.
+   */
+  connectionRefused(): void;
+
+  /** The port this protocol was connected to has stopped listening. */
+  doStop(): void;
 }
 
-/** UDP. */
+/** Options of `listenUDP`. */
+export interface ListenUDPOptions {
+  /**
+   * The IP literal to bind: `''` (default) for all IPv4 interfaces, `'::'`
+   * for all IPv6 (and IPv4) ones, `'127.0.0.1'`, `'::1'`… An IPv6 literal
+   * makes an IPv6 socket. Host names are refused.
+   */
+  interface?: string;
+  /**
+   * Datagrams longer than this are truncated to it, as `recvfrom` with a
+   * buffer of this size would (default 65535: nothing is truncated).
+   */
+  maxPacketSize?: number;
+  /** Let several sockets bind the same port (`SO_REUSEADDR`), as multicast listeners do. */
+  listenMultiple?: boolean;
+}
+
+/** UDP sockets. */
 export interface IReactorUDP {
+  /**
+   * Binds a UDP socket to `port` (0 picks a free one) and connects
+   * `protocol` to it before returning.
+   * @throws InvalidArgumentError for a bad port, interface or option.
+   */
   listenUDP(
     port: number,
     protocol: IDatagramProtocol,
-    options?: { interface?: string },
-  ): IListeningPort;
+    options?: ListenUDPOptions,
+  ): IListeningPort & IMulticastTransport;
+}
+
+// ====================================================================== child processes
+
+type Unprefixed<S> = S extends `SIG${infer Name}` ? Name : never;
+
+/**
+ * A signal for `signalProcess`: a name with or without `SIG` (`'TERM'`,
+ * `'SIGTERM'`), or a number.
+ */
+export type ProcessSignal = NodeJS.Signals | Unprefixed<NodeJS.Signals> | number;
+
+/**
+ * What a child's file descriptor is connected to (Twisted's `childFDs`
+ * values): `'r'`, a pipe the parent reads (the child writes); `'w'`, a pipe
+ * the parent writes (the child reads); a number, that file descriptor of the
+ * parent, shared with the child.
+ */
+export type ChildFD = 'r' | 'w' | number;
+
+/** Options of `spawnProcess`. */
+export interface SpawnProcessOptions {
+  /**
+   * The child's whole environment. Default: the parent's (`process.env`);
+   * given, nothing else is passed (unlike Twisted, whose default is empty).
+   */
+  env?: Readonly<Record<string, string>>;
+  /** The child's working directory (default: the parent's). */
+  path?: string;
+  /** User id to run the child as. */
+  uid?: number;
+  /** Group id to run the child as. */
+  gid?: number;
+  /** Must be `false` (or absent): pseudo-terminals are not supported. */
+  usePTY?: boolean;
+  /**
+   * The child's file descriptors, by number (default
+   * `{ 0: 'w', 1: 'r', 2: 'r' }`). Numbers left out are closed in the child,
+   * except 0–2, which are connected to `/dev/null`.
+   */
+  childFDs?: Readonly<Record<number, ChildFD>>;
+}
+
+/**
+ * A running child process, as its process protocol sees it (Twisted's
+ * `IProcessTransport`).
+ *
+ * Writes go to the child's standard input (fd 0) or, with `writeToChild`, to
+ * another fd the parent writes; the transport is an {@link IConsumer} of its
+ * stdin with flow control exactly as a TCP transport's writes, and an
+ * {@link IPushProducer} of the pipes the parent reads: `pauseProducing()`
+ * stops reading the child's stdout/stderr (the child then blocks once the
+ * pipe is full).
+ */
+export interface IProcessTransport extends IConsumer, IPushProducer {
+  /**
+   * The child's process id while it runs; `null` once it has exited (before
+   * `processExited`) or if it could not be started.
+   */
+  readonly pid: number | null;
+
+  /**
+   * Writes to the child's stdin (strings as UTF-8); empty data is ignored.
+   * @throws TransportClosedError once stdin is closed: after `closeStdin()`
+   *   (unless a producer registered before it is still writing) or after
+   *   `childConnectionLost(0)`.
+   */
+  write(data: Uint8Array | string): void;
+
+  /** Writes the buffers in order, as `write` does. */
+  writeSequence(data: ReadonlyArray<Uint8Array | string>): void;
+
+  /**
+   * Writes to the child's fd `childFD`, which must be a `'w'` pipe.
+   * @throws InvalidArgumentError if `childFD` is not a pipe the parent writes.
+   * @throws TransportClosedError once that pipe is closed.
+   */
+  writeToChild(childFD: number, data: Uint8Array | string): void;
+
+  /**
+   * Closes the parent's end of the pipe at `childFD`: a write pipe after the
+   * buffered data has been flushed (and after a registered producer
+   * unregisters, for stdin), a read pipe at once (unread output is dropped;
+   * the child may get `SIGPIPE`). `childConnectionLost(childFD)` follows.
+   * Does nothing for an fd that is not a pipe or is already closed.
+   */
+  closeChildFD(childFD: number): void;
+
+  /** `closeChildFD(0)`: the child reads end-of-file once it has read what was written. */
+  closeStdin(): void;
+
+  /** `closeChildFD(1)`. */
+  closeStdout(): void;
+
+  /** `closeChildFD(2)`. */
+  closeStderr(): void;
+
+  /** Closes stdin, stderr and stdout, in that order. Does not signal the child. */
+  loseConnection(): void;
+
+  /**
+   * Sends `signal` to the child.
+   * @throws ProcessExitedAlready if the child has exited (or never started).
+   * @throws InvalidArgumentError for an unknown signal.
+   */
+  signalProcess(signal: ProcessSignal): void;
+}
+
+/**
+ * A child process's handler (Twisted's `IProcessProtocol`). The reactor calls,
+ * in order: `makeConnection` once (inside `spawnProcess`); then, interleaved,
+ * `childDataReceived` for output, `childConnectionLost(fd)` once per pipe as
+ * each closes, and `processExited(reason)` once when the child exits; and
+ * last, `processEnded(reason)` exactly once, when the child has exited and
+ * every pipe has closed. `reason` wraps `ProcessDone` (exit code 0) or
+ * `ProcessTerminated` (another exit code, or a signal); for a child that
+ * could not be started, `ProcessSpawnError`, given to both `processExited`
+ * and `processEnded`. Exceptions from these callbacks are logged.
+ */
+export interface IProcessProtocol {
+  /** The child has been started (or its start has been attempted); `transport` controls it. */
+  makeConnection(transport: IProcessTransport): void;
+  /** The child wrote `data` to the pipe at its fd `childFD` (1: stdout, 2: stderr). */
+  childDataReceived(childFD: number, data: Buffer): void;
+  /** The pipe at the child's fd `childFD` has closed (either end closed it). */
+  childConnectionLost(childFD: number): void;
+  /** The child has exited; pipes may still be open (a grandchild may hold them). */
+  processExited(reason: Failure): void;
+  /** The child has exited and all its pipes have closed. Called exactly once, last. */
+  processEnded(reason: Failure): void;
 }
 
 /** Child processes. */
 export interface IReactorProcess {
+  /**
+   * Starts `executable` with `args` (as Twisted: `args[0]` is the child's
+   * `argv[0]`, its name; default `[executable]`), no shell, and connects
+   * `protocol` to it before returning.
+   * @throws InvalidArgumentError for bad arguments or options.
+   * @throws PTYNotSupportedError for `usePTY: true`.
+   */
   spawnProcess(
-    protocol: object,
+    protocol: IProcessProtocol,
     executable: string,
-    args: readonly string[],
-    options?: { env?: Record<string, string>; path?: string; usePTY?: false },
-  ): object;
+    args?: readonly string[],
+    options?: SpawnProcessOptions,
+  ): IProcessTransport;
 }

@@ -18,23 +18,36 @@ import { ReactorAlreadyRunning, ReactorNotRunning } from './errors.js';
 import type {
   ConnectTCPOptions,
   IClientFactory,
+  IDatagramProtocol,
   IListeningPort,
+  IProcessProtocol,
   IProtocolFactory,
   IReactorCore,
+  IReactorProcess,
   IReactorTCP,
   IReactorTime,
+  IReactorTLS,
+  IReactorUDP,
   IReactorUNIX,
+  ListenSSLOptions,
   ListenTCPOptions,
+  ListenUDPOptions,
   ListenUNIXOptions,
   SystemEvent,
+  TLSClientContextOptions,
+  TLSServerContextOptions,
   TriggerId,
   TriggerPhase,
 } from './interfaces.js';
 import { err } from './log.js';
 import type { Port, StreamOptions } from './port.js';
+import { type Process, type ProcessOptions, spawnProcess } from './process.js';
 import { connectTCP, listenTCP } from './tcp.js';
+import { ThreadPool } from './threads.js';
 import { type DelayedCall, TimerQueue } from './timer-queue.js';
+import { connectSSL, listenSSL } from './tls.js';
 import { SystemEventTriggers } from './triggers.js';
+import { listenUDP, type UDPPort } from './udp.js';
 import { connectUNIX, listenUNIX } from './unix.js';
 
 /** The longest delay Node's `setTimeout` takes (about 24.8 days); longer waits re-arm. */
@@ -87,7 +100,14 @@ export interface RunOptions {
  */
 export class NodeReactor
   extends EventEmitter<ReactorEvents>
-  implements IReactorTime, IReactorCore, IReactorTCP, IReactorUNIX
+  implements
+    IReactorTime,
+    IReactorCore,
+    IReactorTCP,
+    IReactorUNIX,
+    IReactorUDP,
+    IReactorTLS,
+    IReactorProcess
 {
   readonly #queue: TimerQueue;
   #timer: NodeJS.Timeout | null = null;
@@ -104,6 +124,7 @@ export class NodeReactor
   #signalsInstalled = false;
   readonly #triggers = new SystemEventTriggers();
   readonly #ports = new Set<IListeningPort>();
+  #threadPool: ThreadPool | null = null;
 
   constructor() {
     super();
@@ -379,6 +400,100 @@ export class NodeReactor
   ): Connector {
     return connectUNIX(this, path, factory, options);
   }
+
+  // ------------------------------------------------------------------ TLS
+
+  /**
+   * Listens for TLS connections on TCP `port` (see `listenSSL` in `tls.ts`).
+   * The port is stopped at shutdown, as with `listenTCP`.
+   * @throws InvalidArgumentError for a bad port, backlog or handshake
+   *   timeout; `TLSContextError` for context options that make no context.
+   */
+  listenSSL(
+    port: number,
+    factory: IProtocolFactory,
+    contextOptions: TLSServerContextOptions,
+    options?: ListenSSLOptions & StreamOptions,
+  ): Port {
+    return this.#track(listenSSL(this, port, factory, contextOptions, options));
+  }
+
+  /**
+   * Connects to `host:port` over TLS (see `connectSSL` in `tls.ts`).
+   * @throws InvalidArgumentError for a bad port, timeout or bind address;
+   *   `TLSContextError` for context options that make no context.
+   */
+  connectSSL(
+    host: string,
+    port: number,
+    factory: IClientFactory,
+    contextOptions: TLSClientContextOptions,
+    options?: ConnectTCPOptions & StreamOptions,
+  ): Connector {
+    return connectSSL(this, host, port, factory, contextOptions, options);
+  }
+
+  // ------------------------------------------------------------------ UDP
+
+  /**
+   * Binds a UDP socket and connects `protocol` to it (see `listenUDP` in
+   * `udp.ts`). The port is stopped at shutdown, as with `listenTCP`.
+   * @throws InvalidArgumentError for a bad port, interface or option.
+   */
+  listenUDP(port: number, protocol: IDatagramProtocol, options?: ListenUDPOptions): UDPPort {
+    const udp = listenUDP(this, port, protocol, options);
+    this.#ports.add(udp);
+    udp.once('close', () => this.#ports.delete(udp));
+    return udp;
+  }
+
+  // ------------------------------------------------------------------ processes
+
+  /**
+   * Starts a child process and connects `protocol` to it (see `spawnProcess`
+   * in `process.ts`; as in Twisted, `args[0]` is the child's `argv[0]`).
+   * @throws InvalidArgumentError for bad arguments; `PTYNotSupportedError`
+   *   for `usePTY: true`.
+   */
+  spawnProcess(
+    protocol: IProcessProtocol,
+    executable: string,
+    args?: readonly string[],
+    options?: ProcessOptions,
+  ): Process {
+    return spawnProcess(this, protocol, executable, args, options);
+  }
+
+  // ------------------------------------------------------------------ threads
+
+  /**
+   * The reactor's thread pool (`threads.ts`), made and started on first use
+   * (0 to 10 workers, started on demand) and stopped in the `during` phase
+   * of the next shutdown; after that, the next call makes a new one.
+   */
+  getThreadPool(): ThreadPool {
+    let pool = this.#threadPool;
+    if (pool === null) {
+      pool = new ThreadPool({ minThreads: 0, maxThreads: 10, name: 'reactor' });
+      pool.start();
+      this.#threadPool = pool;
+      this.addSystemEventTrigger('during', 'shutdown', this.#stopThreadPool, pool);
+    }
+    return pool;
+  }
+
+  /**
+   * Sets the most workers the reactor's thread pool runs at once.
+   * @throws InvalidArgumentError unless `size` is a positive integer.
+   */
+  suggestThreadPoolSize(size: number): void {
+    this.getThreadPool().adjustPoolsize(undefined, size);
+  }
+
+  readonly #stopThreadPool = (pool: ThreadPool): Deferred<void> => {
+    if (this.#threadPool === pool) this.#threadPool = null;
+    return pool.stop();
+  };
 
   /** Keeps `port` for shutdown until it closes ('error' is not observed: that would hide it). */
   #track(port: Port): Port {
