@@ -11,6 +11,7 @@ const modules: [string, () => Promise<BenchModule>][] = [
   ['deferred', () => import('./deferred.js')],
   ['timers', () => import('./timers.js')],
   ['echo', () => import('./echo.js')],
+  ['amp', () => import('./amp.js')],
 ];
 
 function format(n: number): string {
