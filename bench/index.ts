@@ -11,6 +11,7 @@ const modules: [string, () => Promise<BenchModule>][] = [
   ['deferred', () => import('./deferred.js')],
   ['timers', () => import('./timers.js')],
   ['echo', () => import('./echo.js')],
+  ['lines', () => import('./lines.js')],
   ['amp', () => import('./amp.js')],
 ];
 

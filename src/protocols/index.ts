@@ -7,10 +7,13 @@
 
 export * as amp from './amp.js';
 export { AMP } from './amp.js';
+export * from './basic.js';
 export * from './datagram.js';
+export * from './loopback.js';
 export * from './policies.js';
 export * from './process-protocol.js';
 export * from './protocol.js';
 export * from './reconnecting.js';
 export * from './throttling.js';
 export * from './timeout.js';
+export * from './wire.js';
