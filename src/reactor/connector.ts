@@ -48,6 +48,18 @@ export interface ConnectSpec {
   peerOf(socket: Socket): IAddress;
   /** The local address of the connected socket, or `undefined` to read it from the socket. */
   hostOf(socket: Socket): IAddress | undefined;
+  /**
+   * Creates the connecting socket from `options` (with `allowHalfOpen: true`
+   * added); default `net.connect` (TLS: `tls.connect`).
+   */
+  createSocket?(options: NetConnectOpts): Socket;
+  /** The socket event that completes the attempt: default `'connect'` (TLS: `'secureConnect'`). */
+  readonly connectedEvent?: string;
+  /**
+   * Maps an error the socket reports before `connectedEvent` to the
+   * `clientConnectionFailed` reason; default {@link connectError}.
+   */
+  connectError?(error: NodeJS.ErrnoException, socket: Socket): ConnectError;
 }
 
 /** Maps a Node connect error to Twisted's `ConnectError` family. */
@@ -151,8 +163,10 @@ export class Connector implements IConnector, ConnectionOwner {
       }
     }
     let socket: ConnectorSocket;
+    const spec = this.#spec;
     try {
-      socket = net.connect({ ...this.#spec.options, allowHalfOpen: true });
+      const options: NetConnectOpts = { ...spec.options, allowHalfOpen: true };
+      socket = spec.createSocket === undefined ? net.connect(options) : spec.createSocket(options);
     } catch (e) {
       // As Twisted: report on the next turn, after startedConnecting.
       this.#reactor.callLater(0, Connector.#failIfConnecting, this, e);
@@ -160,7 +174,7 @@ export class Connector implements IConnector, ConnectionOwner {
       return;
     }
     socket[kConnector] = this;
-    socket.on('connect', connectOnConnect);
+    socket.on(spec.connectedEvent ?? 'connect', connectOnConnect);
     socket.on('error', connectOnError);
     this.#socket = socket;
     if (this.#timeout !== Number.POSITIVE_INFINITY) {
@@ -235,7 +249,10 @@ export class Connector implements IConnector, ConnectionOwner {
     ): void {
       const connector = this[kConnector];
       if (connector === undefined || connector.#socket !== this) return;
-      connector.#connectionFailed(new Failure(connectError(error)));
+      const map = connector.#spec.connectError;
+      connector.#connectionFailed(
+        new Failure(map === undefined ? connectError(error) : map(error, this)),
+      );
     };
   }
 
@@ -274,7 +291,7 @@ export class Connector implements IConnector, ConnectionOwner {
     const socket = this.#socket;
     if (socket === null) return null;
     this.#socket = null;
-    socket.removeListener('connect', connectOnConnect);
+    socket.removeListener(this.#spec.connectedEvent ?? 'connect', connectOnConnect);
     socket.removeListener('error', connectOnError);
     delete socket[kConnector];
     return socket;

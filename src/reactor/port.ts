@@ -59,6 +59,16 @@ export interface ListenSpec {
    * removed a stale socket file) and the bind should be tried once more.
    */
   recover?(error: NodeJS.ErrnoException): Promise<boolean>;
+  /**
+   * Prepares each accepted socket before it gets a protocol (TLS: runs the
+   * handshake). Calls `ready` at most once, possibly on a later turn, with
+   * the socket to connect (e.g. a `tls.TLSSocket` over the accepted one);
+   * a socket that fails is the hook's to destroy, and `ready` is then never
+   * called. A socket that becomes ready after `stopListening()` is still
+   * connected, as an accepted connection outlives its port. Without this
+   * hook, accepted sockets are connected at once.
+   */
+  accept?(socket: Socket, ready: (socket: Socket) => void): void;
 }
 
 // ====================================================================== Port
@@ -111,6 +121,8 @@ export class Port extends EventEmitter<PortEvents> implements IListeningPort, Co
   #stopRequested = false;
   #recovered = false;
   #factoryStarted = false;
+  /** `ListenSpec.accept`'s callback: one function for the port's lifetime. */
+  readonly #prepared = (socket: Socket): void => this.#connect(socket);
 
   /**
    * Creates the server and starts binding it (`listenTCP`/`listenUNIX` are the
@@ -346,6 +358,13 @@ export class Port extends EventEmitter<PortEvents> implements IListeningPort, Co
       socket.destroy();
       return;
     }
+    const spec = this.#spec;
+    if (spec.accept !== undefined) spec.accept(socket, this.#prepared);
+    else this.#connect(socket);
+  }
+
+  /** Builds the protocol for an accepted (and prepared) socket and connects it. */
+  #connect(socket: Socket): void {
     const spec = this.#spec;
     const peer = spec.peerOf(socket);
     let protocol: IProtocol | null;

@@ -20,6 +20,7 @@
  */
 
 import type { Socket } from 'node:net';
+import { type PeerCertificate, type SecureContext, type Server, TLSSocket } from 'node:tls';
 import { inetAddress } from './address.js';
 import {
   ConnectionAborted,
@@ -27,18 +28,31 @@ import {
   ConnectionLost,
   InvalidArgumentError,
   ProducerAlreadyRegistered,
+  TorsionError,
   TransportClosedError,
 } from './errors.js';
 import { Failure } from './failure.js';
 import type {
   IAddress,
+  IDelayedCall,
   IProtocol,
   IPullProducer,
   IPushProducer,
   IReactorTime,
-  ITCPTransport,
+  ITLSTransport,
+  StartTLSOptions,
+  TLSClientContextOptions,
+  TLSServerContextOptions,
 } from './interfaces.js';
 import { err } from './log.js';
+import {
+  checkHandshakeTimeout,
+  clientSecureContext,
+  createHandshakeServer,
+  isTLSFailure,
+  startTLSSocket,
+  TLSError,
+} from './tls-socket.js';
 
 /** The socket property through which listeners find their {@link StreamTransport}. */
 export const kTransport: unique symbol = Symbol('torsion.transport');
@@ -122,6 +136,11 @@ type HalfCloseHooks = {
   writeConnectionLost?: unknown;
 };
 
+/** `#tlsState`: plain TCP/UNIX, a `startTLS()` handshake in progress, TLS. */
+const NO_TLS = 0;
+const TLS_HANDSHAKING = 1;
+const TLS_ON = 2;
+
 let socketOnData: (this: TransportSocket, chunk: Buffer) => void;
 let socketOnEnd: (this: TransportSocket) => void;
 let socketOnFinish: (this: TransportSocket) => void;
@@ -148,9 +167,13 @@ let socketOnDrain: (this: TransportSocket) => void;
  *
  * The TCP options (`setTcpNoDelay`…) are no-ops on UNIX sockets, where the
  * getters report what was last set.
+ *
+ * Over a `tls.TLSSocket` (`listenSSL`/`connectSSL`) the same contract holds
+ * for the plaintext side: the high-water mark counts bytes not yet
+ * encrypted and sent. `startTLS()` switches a live connection to TLS.
  */
-export class StreamTransport implements ITCPTransport {
-  readonly #socket: TransportSocket;
+export class StreamTransport implements ITLSTransport {
+  #socket: TransportSocket;
   readonly #reactor: IReactorTime;
   #protocol: IProtocol;
   #owner: ConnectionOwner | null;
@@ -187,6 +210,17 @@ export class StreamTransport implements ITCPTransport {
   #noDelay = false;
   #keepAlive = false;
 
+  /** {@link NO_TLS}, {@link TLS_HANDSHAKING} or {@link TLS_ON}. */
+  #tlsState: number;
+  /** During a `startTLS()` handshake: the writes made since, sent once it completes. */
+  #tlsQueue: (Uint8Array | string)[] | null = null;
+  /** Bytes in `#tlsQueue` (strings counted as UTF-8). */
+  #tlsQueued = 0;
+  /** During a `startTLS()` handshake: our FIN was asked for and waits for it. */
+  #tlsEndPending = false;
+  /** During a `startTLS()` handshake: its timeout. */
+  #tlsTimer: IDelayedCall | null = null;
+
   /**
    * Wraps `socket` (connected, created with `allowHalfOpen: true`). Prefer
    * {@link StreamTransport.attach}, which also connects the protocol.
@@ -211,14 +245,8 @@ export class StreamTransport implements ITCPTransport {
     this.#peer = options.peer;
     this.#host = options.host ?? null;
     this.#highWaterMark = highWaterMark;
-
-    const s = this.#socket;
-    s[kTransport] = this;
-    s.on('data', socketOnData);
-    s.on('end', socketOnEnd);
-    s.on('error', socketOnError);
-    s.on('close', socketOnClose);
-    s.on('drain', socketOnDrain);
+    this.#tlsState = socket instanceof TLSSocket ? TLS_ON : NO_TLS;
+    this.#listen(this.#socket);
   }
 
   /**
@@ -297,6 +325,9 @@ export class StreamTransport implements ITCPTransport {
     socketOnError = function socketOnError(this: TransportSocket, error: Error): void {
       const t = this[kTransport]!;
       t.#error ??= error;
+      // A TLS socket emits errors on an established connection (a bad record,
+      // an alert) without destroying itself; 'close' must follow every error.
+      if (!this.destroyed) this.destroy();
     };
 
     socketOnClose = function socketOnClose(this: TransportSocket): void {
@@ -307,7 +338,9 @@ export class StreamTransport implements ITCPTransport {
       const reason =
         error === null
           ? new ConnectionDone()
-          : new ConnectionLost(`Connection lost: ${error.message}`, { cause: error });
+          : isTLSFailure(error)
+            ? new TLSError(`TLS failure: ${error.message}`, { cause: error })
+            : new ConnectionLost(`Connection lost: ${error.message}`, { cause: error });
       t.#notifyLost(new Failure(reason));
     };
 
@@ -336,15 +369,24 @@ export class StreamTransport implements ITCPTransport {
   write(data: Uint8Array | string): void {
     if (!this.#writable) throw new TransportClosedError();
     if (data.length === 0) return;
-    const socket = this.#socket;
+    if (this.#tlsQueue === null) {
+      this.#send(data);
+    } else {
+      this.#tlsQueue.push(data);
+      this.#tlsQueued += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    }
+    if (this.#streaming && !this.#producerPaused && this.bufferedAmount > this.#highWaterMark) {
+      this.#pauseStreamingProducer();
+    }
+  }
+
+  /** Hands `data` to the socket, with the pull producer's flush callback if one is registered. */
+  #send(data: Uint8Array | string): void {
     if (this.#onFlushed === null) {
-      socket.write(data);
+      this.#socket.write(data);
     } else {
       this.#flushPending++;
-      socket.write(data, this.#onFlushed);
-    }
-    if (this.#streaming && !this.#producerPaused && socket.writableLength > this.#highWaterMark) {
-      this.#pauseStreamingProducer();
+      this.#socket.write(data, this.#onFlushed);
     }
   }
 
@@ -355,6 +397,10 @@ export class StreamTransport implements ITCPTransport {
    */
   writeSequence(data: ReadonlyArray<Uint8Array | string>): void {
     if (!this.#writable) throw new TransportClosedError();
+    if (this.#tlsQueue !== null) {
+      for (const chunk of data) this.write(chunk);
+      return;
+    }
     const socket = this.#socket;
     socket.cork();
     try {
@@ -378,15 +424,16 @@ export class StreamTransport implements ITCPTransport {
     this.#disconnecting = true;
     if (this.#ended) {
       // The write side is already closing (loseWriteConnection): read on, and
-      // discard, until the peer's FIN closes the socket.
-      this.#socket.resume();
+      // discard, until the peer's FIN closes the socket. (During a startTLS
+      // handshake there is no TLS socket yet: done when it completes.)
+      if (this.#tlsQueue === null) this.#socket.resume();
       return;
     }
     // Our own read side registered as the producer of our writes (the echo
     // pattern) cannot hold the close: loseConnection stops reading anyway.
     if (this.#producer === null || this.#producer === this) {
       this.#endSocket();
-    } else {
+    } else if (this.#tlsQueue === null) {
       // Keep bytes in the kernel while the producer finishes.
       this.#socket.pause();
     }
@@ -426,9 +473,13 @@ export class StreamTransport implements ITCPTransport {
     return this.#disconnecting;
   }
 
-  /** Bytes written but not yet handed to the kernel (`socket.writableLength`). */
+  /**
+   * Bytes written but not yet handed to the kernel (`socket.writableLength`;
+   * over TLS, bytes not yet encrypted and sent; during a `startTLS()`
+   * handshake, plus the bytes waiting for it).
+   */
   get bufferedAmount(): number {
-    return this.#socket.writableLength;
+    return this.#socket.writableLength + this.#tlsQueued;
   }
 
   /** The high-water mark (bytes) above which a streaming producer is paused. */
@@ -460,24 +511,27 @@ export class StreamTransport implements ITCPTransport {
    * `ws.handleUpgrade` expects. Bytes the kernel had already handed over but
    * the protocol had not received stay in the socket's own readable buffer and
    * are read first; `head` holds whatever the transport itself still held
-   * (normally empty). The caller must add an `'error'` listener.
+   * (normally empty). The caller must add an `'error'` listener. Over TLS
+   * the socket is the `tls.TLSSocket` (a Duplex of plaintext).
    * @throws TransportClosedError after `loseConnection()`, `abortConnection()`,
    * `detach()` or the connection's loss.
+   * @throws TorsionError (`TORSION_ERR_INVALID_STATE`) during a `startTLS()`
+   * handshake.
    */
   detach(): { socket: Socket; head: Buffer } {
     if (this.#closed || this.#disconnecting) throw new TransportClosedError();
+    if (this.#tlsQueue !== null) {
+      throw new TorsionError(
+        'cannot detach a transport during its TLS handshake',
+        'TORSION_ERR_INVALID_STATE',
+      );
+    }
     this.#closed = true;
     this.#disconnecting = true;
     this.#writable = false;
     const socket = this.#socket;
     socket.pause();
-    socket.removeListener('data', socketOnData);
-    socket.removeListener('end', socketOnEnd);
-    socket.removeListener('error', socketOnError);
-    socket.removeListener('close', socketOnClose);
-    socket.removeListener('drain', socketOnDrain);
-    socket.removeListener('finish', socketOnFinish);
-    delete socket[kTransport];
+    this.#unlisten(socket);
     // `pause()` leaves readableFlowing === false, in which state a new 'data'
     // listener does not start the flow (ws's handleUpgrade would hang).
     (socket as { readableFlowing: boolean | null }).readableFlowing = null;
@@ -516,7 +570,7 @@ export class StreamTransport implements ITCPTransport {
     this.#flushPending = 0;
     if (streaming) {
       this.#onFlushed = null;
-      if (this.#socket.writableLength > this.#highWaterMark) this.#pauseStreamingProducer();
+      if (this.bufferedAmount > this.#highWaterMark) this.#pauseStreamingProducer();
     } else {
       this.#onFlushed = (error) => this.#flushed(generation, error);
       producer.resumeProducing();
@@ -549,14 +603,14 @@ export class StreamTransport implements ITCPTransport {
   pauseProducing(): void {
     if (this.#disconnecting) return;
     this.#readPaused = true;
-    this.#socket.pause();
+    if (this.#tlsQueue === null) this.#socket.pause();
   }
 
   /** Undoes `pauseProducing()`: data is delivered again from the next turn. */
   resumeProducing(): void {
     if (this.#disconnecting) return;
     this.#readPaused = false;
-    this.#socket.resume();
+    if (this.#tlsQueue === null) this.#socket.resume();
   }
 
   /** Same as `loseConnection()`. */
@@ -588,12 +642,203 @@ export class StreamTransport implements ITCPTransport {
     return this.#keepAlive;
   }
 
+  // ------------------------------------------------------------------ ITLSTransport
+
+  /**
+   * Switches the connection to TLS (STARTTLS): the server side with
+   * `{ isServer: true, key, cert… }`, the client side otherwise (the server's
+   * certificate is checked as by `tls.connect`: against `ca` or Node's
+   * roots, and `servername`, unless `rejectUnauthorized: false`).
+   *
+   * Ordering: bytes written before the call go out in plaintext first (Node
+   * holds the TLS records back until the socket's pending writes are done);
+   * bytes written from the call on are queued here, counted in
+   * `bufferedAmount` (so a streaming producer is paused as usual), and
+   * written to TLS in order once the handshake completes. Nothing is
+   * delivered to the protocol during the handshake; bytes already received
+   * but not delivered (the transport was paused), preceded by
+   * `options.head`, are fed to TLS first. After it, `dataReceived` carries
+   * decrypted bytes, the pause state is kept, and a registered producer is
+   * still registered. `loseConnection()`/`loseWriteConnection()` during the
+   * handshake close after it (and after the queued bytes).
+   *
+   * When the handshake completes, the protocol's `handshakeCompleted()` is
+   * called, if it has one, before any decrypted data. When it fails (bad or
+   * untrusted certificate, no common protocol, the peer hung up or spoke
+   * plaintext, `options.handshakeTimeout` seconds passed, default 30), the
+   * socket is destroyed and the protocol gets `connectionLost` with a
+   * {@link TLSError}, from the socket's event (never inside this call).
+   *
+   * The server side makes its context from the options on each call (Node
+   * parses the key and certificate again).
+   * @throws TransportClosedError after `loseConnection()`,
+   *   `loseWriteConnection()`, `abortConnection()`, `detach()` or the loss.
+   * @throws InvalidArgumentError if TLS was already started on this
+   *   transport, for a bad `handshakeTimeout`, or (`TLSContextError`) for
+   *   options that make no context; the connection is then left as it was.
+   */
+  startTLS(options: StartTLSOptions = {}): void {
+    if (this.#closed || this.#disconnecting || this.#writeDisconnecting) {
+      throw new TransportClosedError();
+    }
+    if (this.#tlsState !== NO_TLS) {
+      throw new InvalidArgumentError('TLS was already started on this transport');
+    }
+    const { isServer, head, handshakeTimeout, ...contextOptions } = options;
+    const timeout = checkHandshakeTimeout(handshakeTimeout);
+    // Make the context first: a bad option must leave the connection alone.
+    let server: Server | null = null;
+    let context: SecureContext | null = null;
+    if (isServer === true) {
+      server = createHandshakeServer(
+        contextOptions as TLSServerContextOptions,
+        Number.POSITIVE_INFINITY, // the transport's own timer applies
+      );
+    } else {
+      context = clientSecureContext(contextOptions as TLSClientContextOptions);
+    }
+
+    this.getHost(); // cached now: the plain socket is about to be handed over
+    const raw = this.#socket;
+    raw.pause();
+    this.#unlisten(raw);
+    ignoreSocketErrors(raw);
+    if (head !== undefined && head.length > 0) {
+      raw.unshift(Buffer.from(head.buffer, head.byteOffset, head.byteLength));
+    }
+    this.#tlsState = TLS_HANDSHAKING;
+    this.#tlsQueue = [];
+    this.#tlsQueued = 0;
+    if (timeout !== Number.POSITIVE_INFINITY) {
+      this.#tlsTimer = this.#reactor.callLater(
+        timeout,
+        StreamTransport.#tlsTimedOut,
+        this,
+        timeout,
+      );
+    }
+    startTLSSocket(
+      raw,
+      server,
+      contextOptions as TLSClientContextOptions,
+      context,
+      (error, socket) => this.#tlsDone(error, socket),
+    );
+  }
+
+  /**
+   * The peer's certificate (`detailed`: with its issuer chain), or `null`
+   * when the connection is not TLS, its `startTLS()` handshake has not
+   * completed, the peer sent none (a client, unless the server asked with
+   * `requestCert`), or the connection is closed.
+   */
+  getPeerCertificate(detailed = false): PeerCertificate | null {
+    if (this.#tlsState !== TLS_ON || this.#closed) return null;
+    const cert = (this.#socket as unknown as TLSSocket).getPeerCertificate(detailed);
+    return cert === null || cert === undefined || Object.keys(cert).length === 0 ? null : cert;
+  }
+
+  static #tlsTimedOut(transport: StreamTransport, seconds: number): void {
+    transport.#tlsTimer = null;
+    if (transport.#closed || transport.#tlsQueue === null) return;
+    transport.#tlsFailed(new TLSError(`TLS handshake timed out after ${seconds} seconds`));
+  }
+
+  /** The `startTLS()` handshake ended: switch to the TLS socket, or drop the connection. */
+  #tlsDone(error: Error | null, socket: TLSSocket | null): void {
+    if (this.#closed) {
+      // Aborted (or timed out) meanwhile.
+      if (socket !== null) {
+        ignoreSocketErrors(socket);
+        socket.destroy();
+      }
+      return;
+    }
+    this.#cancelTLSTimer();
+    if (error !== null || socket === null) {
+      const why = error === null ? 'no TLS socket' : error.message;
+      this.#tlsFailed(new TLSError(`TLS handshake failed: ${why}`, { cause: error }));
+      return;
+    }
+    const queue = this.#tlsQueue ?? [];
+    this.#tlsQueue = null;
+    this.#tlsQueued = 0;
+    this.#tlsState = TLS_ON;
+    this.#socket = socket as Socket as TransportSocket;
+    this.#listen(this.#socket);
+    for (const chunk of queue) this.#send(chunk);
+    if (this.#tlsEndPending) {
+      this.#tlsEndPending = false;
+      this.#finishEnd();
+    } else if (this.#readPaused || this.#disconnecting) {
+      socket.pause();
+    }
+    if (this.#streaming) {
+      if (this.#producerPaused) this.#awaitDrain();
+      else if (this.bufferedAmount > this.#highWaterMark) this.#pauseStreamingProducer();
+    }
+    const protocol = this.#protocol as IProtocol & { handshakeCompleted?: unknown };
+    if (typeof protocol.handshakeCompleted === 'function') {
+      try {
+        protocol.handshakeCompleted();
+      } catch (e) {
+        this.#protocolFailed(e, 'handshakeCompleted');
+      }
+    }
+  }
+
+  /** The `startTLS()` handshake failed: close now and tell the protocol. */
+  #tlsFailed(reason: TLSError): void {
+    this.#closed = true;
+    this.#disconnecting = true;
+    this.#writable = false;
+    this.#tlsQueue = null;
+    this.#tlsQueued = 0;
+    this.#socket.destroy();
+    this.#notifyLost(new Failure(reason));
+  }
+
+  #cancelTLSTimer(): void {
+    const timer = this.#tlsTimer;
+    if (timer !== null) {
+      this.#tlsTimer = null;
+      if (timer.active()) timer.cancel();
+    }
+  }
+
   // ------------------------------------------------------------------ internals
 
-  /** Queues our FIN behind the buffered writes. */
+  #listen(socket: TransportSocket): void {
+    socket[kTransport] = this;
+    socket.on('data', socketOnData);
+    socket.on('end', socketOnEnd);
+    socket.on('error', socketOnError);
+    socket.on('close', socketOnClose);
+    socket.on('drain', socketOnDrain);
+  }
+
+  #unlisten(socket: TransportSocket): void {
+    socket.removeListener('data', socketOnData);
+    socket.removeListener('end', socketOnEnd);
+    socket.removeListener('error', socketOnError);
+    socket.removeListener('close', socketOnClose);
+    socket.removeListener('drain', socketOnDrain);
+    socket.removeListener('finish', socketOnFinish);
+    delete socket[kTransport];
+  }
+
+  /** Queues our FIN behind the buffered writes (during a startTLS handshake: after it). */
   #endSocket(): void {
     this.#writable = false;
     this.#ended = true;
+    if (this.#tlsQueue !== null) {
+      this.#tlsEndPending = true;
+      return;
+    }
+    this.#finishEnd();
+  }
+
+  #finishEnd(): void {
     const socket = this.#socket;
     if (this.#disconnecting) {
       // Full close: read (and discard) until the peer's FIN, which lets the
@@ -648,6 +893,13 @@ export class StreamTransport implements ITCPTransport {
     } catch (e) {
       err(e, 'Unhandled error in producer.pauseProducing()');
     }
+    // During a startTLS handshake there is no TLS socket yet: its completion
+    // arranges the resume.
+    if (this.#tlsQueue === null) this.#awaitDrain();
+  }
+
+  /** Arranges for the paused streaming producer to be resumed once the socket has drained. */
+  #awaitDrain(): void {
     // 'drain' only comes if a write found the buffer above the socket's own
     // high-water mark; below it (a small custom mark), ask for a flush callback.
     if (!this.#socket.writableNeedDrain) {
@@ -686,6 +938,7 @@ export class StreamTransport implements ITCPTransport {
   }
 
   #dropReferences(): void {
+    this.#cancelTLSTimer();
     this.#protocol = NULL_PROTOCOL;
     this.#producer = null;
     this.#owner = null;

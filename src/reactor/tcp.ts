@@ -78,6 +78,15 @@ export function listenTCP(
   factory: IProtocolFactory,
   options: ListenTCPOptions & StreamOptions = {},
 ): Port {
+  return new Port(reactor, factory, tcpListenSpec(port, options), options);
+}
+
+/**
+ * @internal The {@link ListenSpec} of a TCP port (`listenTCP`; `listenSSL`
+ * adds its handshake to it).
+ * @throws InvalidArgumentError for a bad port or backlog.
+ */
+export function tcpListenSpec(port: number, options: ListenTCPOptions): ListenSpec {
   checkPort(port, true);
   const backlog = checkBacklog(options.backlog);
   const iface = options.interface ?? '';
@@ -98,7 +107,7 @@ export function listenTCP(
     peerOf: tcpPeer,
     hostOf: tcpUnknownHost,
   };
-  return new Port(reactor, factory, spec, options);
+  return spec;
 }
 
 /**
@@ -116,6 +125,21 @@ export function connectTCP(
   factory: IClientFactory,
   options: ConnectTCPOptions & StreamOptions = {},
 ): Connector {
+  const connector = new Connector(reactor, factory, tcpConnectSpec(host, port, options), options);
+  connector.connect();
+  return connector;
+}
+
+/**
+ * @internal The {@link ConnectSpec} of a TCP connection (`connectTCP`;
+ * `connectSSL` adds TLS to it).
+ * @throws InvalidArgumentError for a bad port or bind address.
+ */
+export function tcpConnectSpec(
+  host: string,
+  port: number,
+  options: ConnectTCPOptions,
+): ConnectSpec {
   checkPort(port, false);
   const connectOptions: NetConnectOpts = { host, port };
   if (options.bindAddress !== undefined) {
@@ -133,9 +157,7 @@ export function connectTCP(
     peerOf: tcpPeer,
     hostOf: tcpUnknownHost,
   };
-  const connector = new Connector(reactor, factory, spec, options);
-  connector.connect();
-  return connector;
+  return spec;
 }
 
 /** A TCP listening port. */
