@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { reactor } from '../reactor/reactor.js';
+import { webCommand } from './web.js';
 
 /** A subcommand: `run` gets the arguments after its name and returns an exit code. */
 interface Subcommand {
@@ -54,6 +55,7 @@ Options:
       return 0;
     },
   },
+  web: webCommand,
 };
 
 function version(): string {
