@@ -13,6 +13,7 @@ const modules: [string, () => Promise<BenchModule>][] = [
   ['echo', () => import('./echo.js')],
   ['lines', () => import('./lines.js')],
   ['amp', () => import('./amp.js')],
+  ['http-parser', () => import('./http-parser.js')],
 ];
 
 function format(n: number): string {
