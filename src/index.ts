@@ -9,6 +9,7 @@
 
 export * from './protocols/index.js';
 export * from './reactor/index.js';
+export * from './web/index.js';
 export {
   type ConnectedPair,
   connectedServerAndClient,

@@ -21,13 +21,16 @@ test('npm run build emits dist/ and every subpath export loads in plain Node', a
     const reactor = await import('torsion/reactor');
     const protocols = await import('torsion/protocols');
     const testing = await import('torsion/testing');
-    await import('torsion/web');
+    const web = await import('torsion/web');
     console.log(JSON.stringify([
       typeof main.Deferred, typeof main.reactor.callLater, typeof main.Protocol,
       typeof reactor.NodeReactor, typeof protocols.Factory, typeof testing.MemoryReactor,
+      typeof web.Site, typeof main.Site,
     ]));`;
   const out = await run(process.execPath, ['--input-type=module', '-e', script]);
   assert.deepEqual(JSON.parse(out), [
+    'function',
+    'function',
     'function',
     'function',
     'function',

@@ -6,6 +6,7 @@
  */
 
 export { Clock } from '../reactor/clock.js';
+export * from './dummy-request.js';
 export * from './memory-reactor.js';
 export * from './pump.js';
 export * from './string-transport.js';
