@@ -9,7 +9,6 @@
 
 export * from './protocols/index.js';
 export * from './reactor/index.js';
-export * from './web/index.js';
 export {
   type ConnectedPair,
   connectedServerAndClient,
@@ -20,3 +19,4 @@ export {
   StringTransport,
   StringTransportWithDisconnection,
 } from './testing/index.js';
+export * from './web/index.js';
