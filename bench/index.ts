@@ -14,6 +14,7 @@ const modules: [string, () => Promise<BenchModule>][] = [
   ['lines', () => import('./lines.js')],
   ['amp', () => import('./amp.js')],
   ['http-parser', () => import('./http-parser.js')],
+  ['http', () => import('./http.js')],
 ];
 
 function format(n: number): string {

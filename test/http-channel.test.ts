@@ -294,6 +294,18 @@ describe('HTTPChannel: strictness', () => {
     });
   }
 
+  test('limits from the site options: a body over limits.maxBodySize is 413, bare LF refused on request', () => {
+    const a = memoryConnection(new Recorder(), { limits: { maxBodySize: 10 } });
+    a.feed(`POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n${GET('/never')}`);
+    const [r] = responses(a, ['POST', 'GET']);
+    assert.equal(r!.status, 413);
+    assert.equal(a.closed(), true);
+    const b = memoryConnection(new Recorder(), { limits: { allowBareLF: false } });
+    b.feed('GET / HTTP/1.1\nHost: h\n\n');
+    assert.equal(responses(b, ['GET'])[0]!.status, 400);
+    assert.equal(b.closed(), true);
+  });
+
   test('a bad request behind valid pipelined ones: they are answered first, then the error', () => {
     const root = new Recorder();
     const c = memoryConnection(root);
@@ -656,5 +668,52 @@ describe('HTTPChannel: output flow control', () => {
     request.unregisterProducer();
     assert.equal(c.transport.producer, c.channel);
     request.finish();
+  });
+});
+
+// ---------------------------------------------------------------------- upgrade and CONNECT
+
+describe('HTTPChannel: Upgrade and CONNECT requests', () => {
+  test('a declined Upgrade (a normal response): parsing goes on after it', () => {
+    const root = new Recorder();
+    const c = memoryConnection(root);
+    c.feed(
+      'GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n' +
+        GET('/after'),
+    );
+    const rs = responses(c, ['GET', 'GET'], false);
+    assert.deepEqual(
+      rs.map((r) => r.body.toString()),
+      ['GET /ws', 'GET /after'],
+    );
+    assert.equal(c.transport.producerState, 'producing');
+  });
+
+  test('an Upgrade answered later: nothing after it is parsed until then', () => {
+    const root = new Recorder();
+    const c = memoryConnection(root);
+    c.feed(
+      `GET /slow HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n${GET('/after')}`,
+    );
+    assert.deepEqual(root.seen, ['GET /slow']);
+    assert.equal(c.channel.requests.length, 1, 'the bytes after it stay unparsed');
+    assert.equal(c.transport.producerState, 'paused');
+    root.slow[0]!.callback('declined');
+    const rs = responses(c, ['GET', 'GET'], false);
+    assert.deepEqual(
+      rs.map((r) => r.body.toString()),
+      ['declined', 'GET /after'],
+    );
+  });
+
+  test('a declined CONNECT: the connection goes on as HTTP', () => {
+    const root = new Recorder();
+    const c = memoryConnection(root);
+    c.feed(`CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n${GET('/next')}`);
+    const rs = responses(c, ['CONNECT', 'GET'], false);
+    assert.deepEqual(
+      rs.map((r) => r.body.toString()),
+      ['CONNECT example.com:443', 'GET /next'],
+    );
   });
 });

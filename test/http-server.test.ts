@@ -496,6 +496,41 @@ describe('HTTP server (sockets): aborts and flow control', () => {
   });
 });
 
+// ---------------------------------------------------------------------- detach (upgrade)
+
+describe('HTTP server (sockets): detach for an upgrade', () => {
+  test('the channel hands over the socket with the bytes read past the request head', async () => {
+    const root = new (class extends Resource {
+      override isLeaf = true;
+      override render(request: IRequest): RenderResult {
+        const { socket, head } = (request as Request).channel.detach();
+        socket.on('error', () => {});
+        socket.write(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n`,
+        );
+        socket.write(`head:${head.toString()};`);
+        socket.on('data', (d: Buffer) => socket.write(`more:${d.toString()};`));
+        return NOT_DONE_YET;
+      }
+    })();
+    const server = await serve(root);
+    try {
+      const client = new RawClient(server.portNumber);
+      client.write(
+        'GET /up HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly',
+      );
+      await client.until(() => client.data().toString().includes('head:early;'));
+      client.write('late');
+      await client.until(() => client.data().toString().includes('more:late;'));
+      assert.match(client.data().toString(), /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+      await until(() => server.site.channels.size === 0 && server.port.connections.size === 0);
+      await client.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 // ---------------------------------------------------------------------- differential
 
 /**

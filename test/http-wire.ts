@@ -368,4 +368,38 @@ export const BAD: [string, string, number][] = [
   ['request line too long', `GET /${'a'.repeat(9000)} HTTP/1.1\r\nHost: h\r\n\r\n`, 414],
   ['header section too large', `GET / HTTP/1.1\r\nHost: h\r\nX: ${'a'.repeat(70000)}\r\n\r\n`, 431],
   ['too many fields', `GET / HTTP/1.1\r\nHost: h\r\n${'X: y\r\n'.repeat(101)}\r\n`, 431],
+  ['invalid method character', 'G(T / HTTP/1.1\r\nHost: h\r\n\r\n', 400],
+  ['invalid request-target', 'GET nonsense HTTP/1.1\r\nHost: h\r\n\r\n', 400],
+  ['malformed version', 'GET / HTTP/1.10\r\nHost: h\r\n\r\n', 400],
+  ['two spaces in the request line', 'GET  / HTTP/1.1\r\nHost: h\r\n\r\n', 400],
+  ['too many empty lines first', `${'\r\n'.repeat(20)}GET / HTTP/1.1\r\nHost: h\r\n\r\n`, 400],
+  ['field line without a colon', 'GET / HTTP/1.1\r\nHost: h\r\nNoColon\r\n\r\n', 400],
+  ['empty field name', 'GET / HTTP/1.1\r\nHost: h\r\n: v\r\n\r\n', 400],
+  ['invalid Host', 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n', 400],
+  ['Transfer-Encoding in HTTP/1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n', 400],
+  [
+    'CONNECT with a body',
+    'CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: 5\r\n\r\n',
+    400,
+  ],
+  [
+    'control byte in a chunk extension',
+    'POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;a=\x01\r\nabc\r\n',
+    400,
+  ],
+  [
+    'chunk extension too long',
+    `POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;${'x'.repeat(5000)}\r\nabc\r\n`,
+    400,
+  ],
+  [
+    'trailer section too large',
+    `POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: ${'t'.repeat(17000)}\r\n\r\n`,
+    431,
+  ],
+  [
+    'too many trailer fields',
+    `POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n${'T: x\r\n'.repeat(101)}\r\n`,
+    431,
+  ],
 ];

@@ -403,6 +403,31 @@ describe('Site: graceful shutdown (sockets)', () => {
   });
 });
 
+describe('Site: reactor shutdown', () => {
+  test('the reactor shutdown event waits for the graceful shutdown', async () => {
+    const { MemoryReactor } = await import('../src/testing/memory-reactor.js');
+    const memory = new MemoryReactor();
+    const held: Request[] = [];
+    const root = leaf((_p, request) => {
+      held.push(request);
+      return NOT_DONE_YET;
+    });
+    const site = new Site(root, { reactor: memory });
+    memory.listenTCP(0, site);
+    const c = memoryConnection(root, {}, site);
+    c.feed(GET('/'));
+    let done = false;
+    memory.fireSystemEvent('shutdown').addCallback(() => {
+      done = true;
+    });
+    assert.equal(done, false, 'waits for the request in progress');
+    held[0]!.finish();
+    const [r] = parseResponses(c.written(), ['GET']).responses;
+    assert.equal(header(r!, 'connection'), 'close');
+    assert.equal(done, true);
+  });
+});
+
 // ---------------------------------------------------------------------- options
 
 describe('Site: options', () => {

@@ -310,7 +310,15 @@ describe('File through Site', () => {
       });
       truncateSync(path, 2 * 1024 * 1024);
       socket.resume();
+      // Bounded: a server that never notices the truncation fails the test, not the run.
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        socket.destroy();
+      }, 20_000);
       await closed;
+      clearTimeout(timer);
+      assert.equal(timedOut, false, 'the server aborted the cut-short response');
       assert.ok(received < 64 * 1024 * 1024, 'the response is visibly cut short');
       await eventually(() => openOn(path) === 0, 'the file to be closed');
       assert.ok(logged.some((e) => e.failure?.value instanceof FileTruncatedError));

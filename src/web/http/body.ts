@@ -96,7 +96,7 @@ export class RequestBody implements IRequestBody {
   /** `Content-Length` when the client sent one, else `null` (chunked or empty). */
   readonly length: number | null;
 
-  #owner: BodyOwner | null;
+  readonly #owner: BodyOwner | null;
   #mode = M_IDLE;
   #wanted = false;
 
@@ -109,6 +109,8 @@ export class RequestBody implements IRequestBody {
   #complete: boolean;
   #failure: Failure | null = null;
   #trailers: Headers | null = null;
+  /** Why the body was dropped (what late readers are told). */
+  #discardReason: Error | null = null;
 
   // read(): one pending at a time.
   #readResolve: ((data: Buffer) => void) | null = null;
@@ -431,14 +433,7 @@ export class RequestBody implements IRequestBody {
     if (kept > 0) this.#owner?.bodyConsumed(this, kept);
   }
 
-  /** Forgets the owner: later consumption is reported to nobody. */
-  detachOwner(): void {
-    this.#owner = null;
-  }
-
   // ------------------------------------------------------------------ internals
-
-  #discardReason: Error | null = null;
 
   #discardedError(): Error {
     return this.#discardReason ?? new BodyDiscardedError();

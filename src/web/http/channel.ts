@@ -30,9 +30,16 @@
  *   `Connection: close` goes out and the connection closes. If it is in the
  *   body of the request being answered, that request's body fails with the
  *   error (the site answers it: a 400 through `HTTPException`), and the
- *   connection closes after its response. If it is in the body of a request
- *   not yet dispatched, that request is dropped and the error answers in its
- *   place.
+ *   connection closes after its response (aborted if it does not finish
+ *   within `closeTimeout`). If it is in the body of a request not yet
+ *   dispatched, that request is dropped and the error answers in its place.
+ * - The client's FIN (half-close): requests already received are answered,
+ *   then the connection closes. A body left incomplete fails with
+ *   `ConnectionLost`; if its request is the one in progress the connection
+ *   closes at once (a full close looks the same until we write).
+ * - Upgrade and CONNECT requests are dispatched once the parser has stopped
+ *   after them, so {@link HTTPChannel.detach} hands over every byte that
+ *   followed; if the response is an ordinary one, parsing goes on after it.
  * - Timeouts use one delayed call per connection, moved with `reset()`:
  *   `idleTimeout` (60 s) while waiting for a request with none in progress
  *   (closes silently), `headerTimeout` (30 s) from the first byte of a head
@@ -47,8 +54,8 @@
  *   A pull producer is registered with the transport directly while it is
  *   registered.
  * - Writes made while the channel is handling a read (responses rendered
- *   synchronously, `100 Continue`) are gathered and written once at its end:
- *   pipelined responses leave in one `writev`.
+ *   synchronously, `100 Continue`) are gathered (up to 16 KiB) and written
+ *   once at its end: pipelined responses leave in one write.
  *
  * @module
  */
@@ -320,6 +327,10 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
   #outParts: (Uint8Array | string)[] | null = null;
   #outString = '';
   #outBytes = 0;
+  /** An Upgrade/CONNECT request to dispatch once the parser has stopped. */
+  #dispatchLater: Request | null = null;
+  /** The Date fields read for the responses of the current read. */
+  #feedDate: string | null = null;
 
   #timer: IDelayedCall | null = null;
   #timerKind = T_NONE;
@@ -479,8 +490,14 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
     this.#dropped = 0;
     const queue = this.#queue;
     queue.push(request);
-    if (queue.length === 1) this.#dispatch(request);
-    else if (queue.length > this.#config.maxPipelinedRequests) this.#pause(P_PIPELINE);
+    if (queue.length === 1) {
+      // An Upgrade or CONNECT waits for the parser to stop after it, so that
+      // a detach() knows every byte that follows its head.
+      if (head.upgrade || head.method === 'CONNECT') this.#dispatchLater = request;
+      else this.#dispatch(request);
+    } else if (queue.length > this.#config.maxPipelinedRequests) {
+      this.#pause(P_PIPELINE);
+    }
     if (
       hasBody &&
       this.#parsing === request &&
@@ -608,9 +625,15 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
     return request.head.keepAlive && !this.#wontReuse && !this.#closing;
   }
 
-  /** @internal `"Date: …\r\nServer: torsion\r\n"`, cached per second. */
+  /**
+   * @internal `"Date: …\r\nServer: torsion\r\n"`, cached per second; while
+   * a read is handled, read once for all the responses it produces
+   * (pipelined ones), sparing a clock read per response.
+   */
   dateServerFields(): string {
-    return this.#config.date.fields();
+    if (!this.#batching) return this.#config.date.fields();
+    this.#feedDate ??= this.#config.date.fields();
+    return this.#feedDate;
   }
 
   /** @internal The current `Date` value. */
@@ -840,9 +863,17 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
     if (consumed < data.length && !this.#parser.finished && !this.#closing && !this.#lost) {
       this.#leftover = consumed === 0 ? data : data.subarray(consumed);
     }
+    const later = this.#dispatchLater;
+    if (later !== null) {
+      this.#dispatchLater = null;
+      if (this.#queue[0] === later && !this.#lost) this.#dispatch(later);
+    }
     if (this.#peerEOF) this.#eofCheck();
     if (!this.#lost && !this.#closing) this.#updateTimer();
-    if (!outer) this.#flush();
+    if (!outer) {
+      this.#feedDate = null;
+      this.#flush();
+    }
   }
 
   /** Writes what was gathered: one write, or one `writeSequence` (a single `writev`). */
