@@ -30,7 +30,7 @@ import { HTTPException } from '../web/errors.js';
 import { RequestBody } from '../web/http/body.js';
 import type { HeadersInit } from '../web/http/headers.js';
 import { Headers, isToken } from '../web/http/headers.js';
-import { ContentLengthMismatch } from '../web/http/request.js';
+import { ContentLengthMismatch, formatCookie } from '../web/http/request.js';
 import { statusHasNoBody } from '../web/http/status.js';
 import type { CookieOptions, IRequest, IRequestBody, IResource } from '../web/iweb.js';
 import { NOT_DONE_YET } from '../web/iweb.js';
@@ -482,47 +482,6 @@ export class DummyRequest implements IRequest {
   }
 }
 
-// RFC 6265 cookie-octet: visible ASCII but DQUOTE, comma, semicolon and backslash.
-const COOKIE_VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
-const COOKIE_ATTRIBUTE = /^[\x20-\x3a\x3c-\x7e]*$/;
-
-/**
- * A `Set-Cookie` value (RFC 6265 §4.1).
- * @throws InvalidArgumentError for a name that is not a token, a value
- *   outside cookie-octets, or an attribute with `;` or a control character.
- */
-export function formatCookie(name: string, value: string, options: CookieOptions = {}): string {
-  if (!isToken(name)) throw new InvalidArgumentError(`invalid cookie name ${JSON.stringify(name)}`);
-  if (!COOKIE_VALUE.test(value)) {
-    throw new InvalidArgumentError(`invalid cookie value ${JSON.stringify(value)}`);
-  }
-  let s = `${name}=${value}`;
-  if (options.expires !== undefined) s += `; Expires=${options.expires.toUTCString()}`;
-  if (options.maxAge !== undefined) {
-    if (!Number.isInteger(options.maxAge)) throw new InvalidArgumentError('maxAge: an integer');
-    s += `; Max-Age=${options.maxAge}`;
-  }
-  for (const [key, v] of [
-    ['Domain', options.domain],
-    ['Path', options.path],
-  ] as const) {
-    if (v === undefined) continue;
-    if (!COOKIE_ATTRIBUTE.test(v)) {
-      throw new InvalidArgumentError(`invalid cookie ${key} ${JSON.stringify(v)}`);
-    }
-    s += `; ${key}=${v}`;
-  }
-  if (options.secure) s += '; Secure';
-  if (options.httpOnly) s += '; HttpOnly';
-  if (options.sameSite !== undefined) {
-    if (!['Strict', 'Lax', 'None'].includes(options.sameSite)) {
-      throw new InvalidArgumentError(`invalid SameSite ${String(options.sameSite)}`);
-    }
-    s += `; SameSite=${options.sameSite}`;
-  }
-  return s;
-}
-
 // ====================================================================== render
 
 /**
@@ -588,3 +547,6 @@ function writeBody(request: DummyRequest, body: Uint8Array | string): void {
   if (bytes.length > 0) request.write(bytes);
   request.finish();
 }
+
+/** The server's Set-Cookie formatter, re-exported for users' tests. */
+export { formatCookie };
