@@ -33,3 +33,4 @@ export type { SiteOptions } from './site.js';
 export { combinedLogLine, Session, Site } from './site.js';
 export type { FileOptions } from './static.js';
 export { File } from './static.js';
+export * from './websocket.js';
