@@ -66,13 +66,60 @@ export async function loadResource(modulePath: string): Promise<IResource> {
   return value;
 }
 
+/** The default export of `modulePath` (a path, resolved against the working directory). */
+async function importDefault(modulePath: string): Promise<unknown> {
+  const loaded = (await import(pathToFileURL(resolve(modulePath)).href)) as { default?: unknown };
+  return loaded.default;
+}
+
+/**
+ * The resource for `--app MODULE`: MODULE's default export, an app
+ * `(environ, startResponse) => body` (see `web/app.ts`), hosted by an
+ * `AppResource`.
+ *
+ * @throws InvalidArgumentError if the default export is not a function.
+ */
+export async function loadApp(modulePath: string): Promise<IResource> {
+  const app = await importDefault(modulePath);
+  if (typeof app !== 'function') {
+    throw new InvalidArgumentError(
+      `${modulePath}: the default export is not an app (a function (environ, startResponse))`,
+    );
+  }
+  const { AppResource } = await import('../web/app.js');
+  return new AppResource(app as ConstructorParameters<typeof AppResource>[0]);
+}
+
+/**
+ * The resource for `--fetch MODULE`: MODULE's default export, a fetch
+ * handler `(request) => Response` or an object with a `fetch(request)`
+ * method (what a Hono app exports), hosted by a `FetchResource`.
+ *
+ * @throws InvalidArgumentError if the default export is neither.
+ */
+export async function loadFetchHandler(modulePath: string): Promise<IResource> {
+  const handler = await importDefault(modulePath);
+  const isApp =
+    typeof handler === 'object' &&
+    handler !== null &&
+    typeof (handler as { fetch?: unknown }).fetch === 'function';
+  if (typeof handler !== 'function' && !isApp) {
+    throw new InvalidArgumentError(
+      `${modulePath}: the default export is not a fetch handler (a function (request) => Response, or an object with a fetch method)`,
+    );
+  }
+  const { FetchResource } = await import('../web/fetch.js');
+  return new FetchResource(handler as ConstructorParameters<typeof FetchResource>[0]);
+}
+
 // ====================================================================== the command
 
-const usage = `Usage: torsion web (--path DIR | --resource MODULE) [--listen ENDPOINT]... [OPTIONS]
+const usage = `Usage: torsion web (--path DIR | --resource MODULE | --app MODULE | --fetch MODULE)
+                  [--listen ENDPOINT]... [OPTIONS]
 
-Serves a directory, or the resource tree a module provides, over HTTP/1.1
-until Ctrl-C or SIGTERM. Prints "listening on ADDRESS" for each endpoint once
-bound.
+Serves a directory, the resource tree a module provides, or an app a module
+exports, over HTTP/1.1 until Ctrl-C or SIGTERM. Prints "listening on ADDRESS"
+for each endpoint once bound.
 
 Options:
   --listen ENDPOINT    where to listen; may be repeated (default tcp:8080):
@@ -87,8 +134,15 @@ Options:
   --resource MODULE    serve MODULE's default export (JavaScript or
                        TypeScript): a Resource, a Resource class, or a
                        function returning one (or a Promise of one)
-  --access-log FILE    append an access log (combined log format) to FILE;
-                       "-" for standard output
+  --app MODULE         serve MODULE's default export as an async app
+                       (environ, startResponse) => body, the gateway of
+                       torsion's web/app
+  --fetch MODULE       serve MODULE's default export as a web-standard
+                       fetch handler: a function (Request) => Response (or
+                       a Promise of one), or an object with such a fetch
+                       method, as a Hono app exports
+  --access-log FILE    append an access log (combined log format) to FILE,
+                       reopened on SIGHUP (logrotate); "-" for standard output
   --display-tracebacks put the stack of an unexpected error in its 500
                        response (for debugging only: it shows your code)
   -h, --help           show this help`;
@@ -101,13 +155,15 @@ function usageError(message: string): number {
 
 /** The `web` subcommand (registered in `main.ts`). */
 export const webCommand = {
-  summary: 'serve a directory or a resource over HTTP',
+  summary: 'serve a directory or a resource over HTTP (or an app, a fetch handler)',
   usage,
   async run(args: string[]): Promise<number> {
     let values: {
       listen?: string[];
       path?: string;
       resource?: string;
+      app?: string;
+      fetch?: string;
       'access-log'?: string;
       'display-tracebacks'?: boolean;
       help?: boolean;
@@ -119,6 +175,8 @@ export const webCommand = {
           listen: { type: 'string', multiple: true },
           path: { type: 'string' },
           resource: { type: 'string' },
+          app: { type: 'string' },
+          fetch: { type: 'string' },
           'access-log': { type: 'string' },
           'display-tracebacks': { type: 'boolean' },
           help: { type: 'boolean', short: 'h' },
@@ -133,8 +191,11 @@ export const webCommand = {
       console.log(usage);
       return 0;
     }
-    if ((values.path === undefined) === (values.resource === undefined)) {
-      return usageError('give exactly one of --path DIR or --resource MODULE');
+    const sources = [values.path, values.resource, values.app, values.fetch];
+    if (sources.filter((s) => s !== undefined).length !== 1) {
+      return usageError(
+        'give exactly one of --path DIR or --resource MODULE or --app MODULE or --fetch MODULE',
+      );
     }
     let endpoints: IStreamServerEndpoint[];
     try {
@@ -152,6 +213,10 @@ export const webCommand = {
       const info = await stat(values.path).catch(() => null);
       if (info === null) return usageError(`--path: no such file or directory: ${values.path}`);
       root = new File(values.path);
+    } else if (values.app !== undefined) {
+      root = await loadApp(values.app);
+    } else if (values.fetch !== undefined) {
+      root = await loadFetchHandler(values.fetch);
     } else {
       root = await loadResource(values.resource!);
     }

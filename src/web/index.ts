@@ -1,12 +1,15 @@
 /**
  * The web layer: the HTTP/1.1 server (`HTTPChannel` over torsion's own strict
  * parser), requests with flow-controlled bodies, resources and sites, static
- * files.
+ * files, the async app gateway (`AppResource`), fetch apps (`FetchResource`)
+ * and WebSockets (`WebSocketResource`).
  *
  * @module torsion/web
  */
 
+export * from './app.js';
 export * from './errors.js';
+export * from './fetch.js';
 export { BodyDiscardedError, RequestBody } from './http/body.js';
 export type { HTTPChannelOptions } from './http/channel.js';
 export { HTTPChannel } from './http/channel.js';

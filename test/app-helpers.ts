@@ -1,0 +1,109 @@
+/**
+ * Test support for the app gateway tests (not a test file): a site serving
+ * apps on 127.0.0.1 (port 0), a log capture, and bounded waiting.
+ */
+
+import assert from 'node:assert/strict';
+import type { IPv4Address } from '../src/reactor/address.js';
+import { addObserver, type LogEvent } from '../src/reactor/log.js';
+import type { Port } from '../src/reactor/port.js';
+import { reactor } from '../src/reactor/reactor.js';
+import { listenTCP } from '../src/reactor/tcp.js';
+import { type App, AppResource, type AppResourceOptions, type AsyncApp } from '../src/web/app.js';
+import type { IResource } from '../src/web/iweb.js';
+import { Resource } from '../src/web/resource.js';
+import { Site, type SiteOptions } from '../src/web/site.js';
+
+export { header, parseResponses, RawClient, type Response } from './http-wire.js';
+
+/** A listening site and how to stop it. */
+export interface Served {
+  readonly site: Site;
+  readonly port: Port;
+  readonly portNumber: number;
+  /** Stops listening, aborts what is left, and checks that no connection stays open. */
+  close(): Promise<void>;
+}
+
+/** Serves `root` on 127.0.0.1, port 0. */
+export async function serve(root: IResource, options: SiteOptions = {}): Promise<Served> {
+  const site = new Site(root, { accessLog: null, ...options });
+  const port = listenTCP(reactor, 0, site, { interface: '127.0.0.1' }) as Port;
+  await port.whenListening();
+  return {
+    site,
+    port,
+    portNumber: (port.getHost() as IPv4Address).port,
+    async close() {
+      await port.stopListening();
+      await site.shutdown(0);
+    },
+  };
+}
+
+/** Serves `app` mounted at `/app` (and `/` answers 404). */
+export async function serveApp(
+  app: App | AsyncApp,
+  options: AppResourceOptions = {},
+  siteOptions: SiteOptions = {},
+): Promise<Served & { resource: AppResource }> {
+  const root = new Resource();
+  const resource = new AppResource(app, options);
+  root.putChild('app', resource);
+  const served = await serve(root, siteOptions);
+  return { ...served, resource };
+}
+
+/** Captures log events while active (console output stops meanwhile). */
+export class LogCapture {
+  readonly events: LogEvent[] = [];
+  readonly #remove: () => void;
+
+  constructor() {
+    this.#remove = addObserver((event) => this.events.push(event));
+  }
+
+  /** The error events' messages. */
+  errors(): string[] {
+    return this.events.filter((e) => e.isError).map((e) => e.message);
+  }
+
+  /** The informational events' messages. */
+  messages(): string[] {
+    return this.events.filter((e) => !e.isError).map((e) => e.message);
+  }
+
+  stop(): void {
+    this.#remove();
+  }
+}
+
+/** Waits (turn by turn, bounded) until `check()` holds. */
+export async function until(check: () => boolean, what = 'condition', turns = 1200): Promise<void> {
+  for (let i = 0; i < turns; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, i < 100 ? 0 : 5));
+  }
+  assert.fail(`${what}: not reached`);
+}
+
+/** Lets the reactor run `n` turns (I/O included). */
+export async function turns(n = 1): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** A raw request head. */
+export function requestHead(method: string, path: string, extra = ''): string {
+  return `${method} ${path} HTTP/1.1\r\nHost: test\r\n${extra}\r\n`;
+}
+
+/** A chunked body of `pieces` (each one chunk), with the last chunk. */
+export function chunked(pieces: (string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const piece of pieces) {
+    const b = typeof piece === 'string' ? Buffer.from(piece) : piece;
+    parts.push(Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from('0\r\n\r\n'));
+  return Buffer.concat(parts);
+}
