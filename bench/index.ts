@@ -15,6 +15,8 @@ const modules: [string, () => Promise<BenchModule>][] = [
   ['amp', () => import('./amp.js')],
   ['http-parser', () => import('./http-parser.js')],
   ['http', () => import('./http.js')],
+  ['websocket', () => import('./websocket.js')],
+  ['app-flow', () => import('./app-flow.js')],
 ];
 
 function format(n: number): string {
