@@ -29,13 +29,10 @@
  * The default export is the app (for `torsion web --app`).
  */
 
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import type { IPv4Address } from '../src/reactor/address.js';
 import type { IDelayedCall, IPushProducer, IReactorTime } from '../src/reactor/interfaces.js';
 import { reactor } from '../src/reactor/reactor.js';
 import { type App, AppResource, type AsyncBody } from '../src/web/app.js';
-import { Site } from '../src/web/site.js';
+import { isMain, serveExample } from './serve.js';
 
 /** Options of {@link createStreamApp}. */
 export interface StreamOptions {
@@ -195,32 +192,5 @@ export function createStreamApp(options: StreamOptions = {}): App {
 
 export default createStreamApp();
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string', short: 'p', default: '8080' },
-      interface: { type: 'string', short: 'i', default: '127.0.0.1' },
-    },
-  });
-  const portNumber = Number(values.port);
-  if (!/^\d+$/.test(values.port) || portNumber > 65535) {
-    console.error(`invalid --port: ${values.port}`);
-    return 2;
-  }
-  const site = new Site(new AppResource(createStreamApp()));
-  const port = reactor.listenTCP(portNumber, site, { interface: values.interface });
-  try {
-    await port.whenListening();
-  } catch (error) {
-    console.error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  }
-  const host = port.getHost() as IPv4Address;
-  console.log(`listening on http://${host.host}:${host.port}/`);
-  await reactor.run();
-  return 0;
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main();
-}
+if (isMain(import.meta.url))
+  process.exitCode = await serveExample(new AppResource(createStreamApp()));

@@ -24,9 +24,6 @@
  */
 
 import { createHash, type Hash } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import type { IPv4Address } from '../src/reactor/address.js';
 import type { IDelayedCall, IReactorTime } from '../src/reactor/interfaces.js';
 import { reactor } from '../src/reactor/reactor.js';
 import {
@@ -36,7 +33,7 @@ import {
   BrokenPipeError,
   type StartResponse,
 } from '../src/web/app.js';
-import { Site } from '../src/web/site.js';
+import { isMain, serveExample } from './serve.js';
 
 /** The piece asked for with each `onGet`. */
 const PIECE = 64 * 1024;
@@ -145,32 +142,5 @@ export function createUploadApp(options: UploadOptions = {}): App {
 
 export default createUploadApp();
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string', short: 'p', default: '8080' },
-      interface: { type: 'string', short: 'i', default: '127.0.0.1' },
-    },
-  });
-  const portNumber = Number(values.port);
-  if (!/^\d+$/.test(values.port) || portNumber > 65535) {
-    console.error(`invalid --port: ${values.port}`);
-    return 2;
-  }
-  const site = new Site(new AppResource(createUploadApp()));
-  const port = reactor.listenTCP(portNumber, site, { interface: values.interface });
-  try {
-    await port.whenListening();
-  } catch (error) {
-    console.error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  }
-  const host = port.getHost() as IPv4Address;
-  console.log(`listening on http://${host.host}:${host.port}/`);
-  await reactor.run();
-  return 0;
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main();
-}
+if (isMain(import.meta.url))
+  process.exitCode = await serveExample(new AppResource(createUploadApp()));

@@ -25,16 +25,12 @@
  */
 
 import { createHash } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Hono } from 'hono';
 import { setCookie } from 'hono/cookie';
 import { HTTPException } from 'hono/http-exception';
 import { stream, streamSSE } from 'hono/streaming';
-import type { IPv4Address } from '../src/reactor/address.js';
-import { reactor } from '../src/reactor/reactor.js';
 import { FetchResource } from '../src/web/fetch.js';
-import { Site } from '../src/web/site.js';
+import { isMain, serveExample } from './serve.js';
 
 const app = new Hono();
 
@@ -101,33 +97,5 @@ app.get('/error', () => {
 
 export default app;
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string', short: 'p', default: '8080' },
-      interface: { type: 'string', short: 'i', default: '127.0.0.1' },
-    },
-  });
-  const portNumber = Number(values.port);
-  if (!/^\d+$/.test(values.port) || portNumber > 65535) {
-    console.error(`invalid --port: ${values.port}`);
-    return 2;
-  }
-  // The app, unchanged, as the root of a torsion site.
-  const site = new Site(new FetchResource(app));
-  const port = reactor.listenTCP(portNumber, site, { interface: values.interface });
-  try {
-    await port.whenListening();
-  } catch (error) {
-    console.error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  }
-  const host = port.getHost() as IPv4Address;
-  console.log(`listening on http://${host.host}:${host.port}/`);
-  await reactor.run();
-  return 0;
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main();
-}
+// Run directly: the app, unchanged, as the root of a torsion site.
+if (isMain(import.meta.url)) process.exitCode = await serveExample(new FetchResource(app));

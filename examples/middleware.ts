@@ -29,13 +29,10 @@
  * The default export is the wrapped app (for `torsion web --app`).
  */
 
-import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import type { IPv4Address } from '../src/reactor/address.js';
 import type { IDelayedCall, IReactorTime } from '../src/reactor/interfaces.js';
 import { reactor } from '../src/reactor/reactor.js';
 import { type App, AppResource, type BodyChunk } from '../src/web/app.js';
-import { Site } from '../src/web/site.js';
+import { isMain, serveExample } from './serve.js';
 
 /**
  * The middleware: `app`'s body, each chunk prefixed with its number, its
@@ -133,32 +130,5 @@ export function createMiddlewareDemo(options: DemoOptions = {}): App {
 
 export default createMiddlewareDemo();
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string', short: 'p', default: '8080' },
-      interface: { type: 'string', short: 'i', default: '127.0.0.1' },
-    },
-  });
-  const portNumber = Number(values.port);
-  if (!/^\d+$/.test(values.port) || portNumber > 65535) {
-    console.error(`invalid --port: ${values.port}`);
-    return 2;
-  }
-  const site = new Site(new AppResource(createMiddlewareDemo()));
-  const port = reactor.listenTCP(portNumber, site, { interface: values.interface });
-  try {
-    await port.whenListening();
-  } catch (error) {
-    console.error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  }
-  const host = port.getHost() as IPv4Address;
-  console.log(`listening on http://${host.host}:${host.port}/`);
-  await reactor.run();
-  return 0;
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main();
-}
+if (isMain(import.meta.url))
+  process.exitCode = await serveExample(new AppResource(createMiddlewareDemo()));

@@ -9,12 +9,8 @@
  */
 
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
 import asyncStreamApp, { createStreamApp, type EventProducer } from '../examples/async-stream.js';
 import asyncUploadApp, { createUploadApp } from '../examples/async-upload.js';
 import middlewareApp, { createMiddlewareDemo } from '../examples/middleware.js';
@@ -32,51 +28,9 @@ import {
   turns,
   until,
 } from './app-helpers.js';
+import { runExample } from './cli-helpers.js';
 
-const repo = fileURLToPath(new URL('..', import.meta.url));
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
-
-const children = new Set<ChildProcessWithoutNullStreams>();
-after(() => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
-/** Runs `examples/NAME --port 0`, waits for its address, and returns its port. */
-async function runExample(name: string): Promise<{ port: number; stop(): Promise<number | null> }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(repo, 'examples', name), '--port', '0'],
-    {
-      cwd: repo,
-    },
-  );
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => {
-    stdout += s;
-  });
-  child.stderr.setEncoding('utf8').on('data', (s: string) => {
-    stderr += s;
-  });
-  const exited = once(child, 'exit');
-  const ready = /listening on http:\/\/127\.0\.0\.1:(\d+)\//;
-  while (!ready.test(stdout)) {
-    await Promise.race([
-      once(child.stdout, 'data'),
-      exited.then(([code]) => assert.fail(`${name} exited ${String(code)}: ${stderr}`)),
-    ]);
-  }
-  return {
-    port: Number(ready.exec(stdout)![1]),
-    async stop() {
-      child.kill('SIGINT');
-      const [code] = (await exited) as [number | null];
-      children.delete(child);
-      return code;
-    },
-  };
-}
 
 /** Wraps `app` to keep its request body object (to watch what the server holds). */
 function watching(app: App, seen: { body: IRequestBody | null }): App {

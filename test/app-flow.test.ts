@@ -25,6 +25,7 @@ import {
   type UploadResult,
 } from '../bench/peers/app-flow-client.js';
 import {
+  type FlowMeasurement,
   type FlowServer,
   measureFlow,
   rssTimeline,
@@ -41,6 +42,21 @@ const MAX_HELD_BODY = 64 * 1024 + 3 * CHUNK;
 const MAX_QUEUED_OUTPUT = 1024 * 1024;
 
 const mb = (n: number): string => `${(n / 1e6).toFixed(1)} MB`;
+
+/** The server's RSS grew less than {@link MAX_GROWTH}. */
+function assertGrowth(m: FlowMeasurement): void {
+  assert.equal(
+    m.growth < MAX_GROWTH,
+    true,
+    `server RSS grew ${mb(m.growth)} (baseline ${mb(m.baseline)}): ${rssTimeline(m)}`,
+  );
+}
+
+/** The app's output queue (`bufferedBytes`) stayed under {@link MAX_QUEUED_OUTPUT}. */
+function assertQueued(m: FlowMeasurement): void {
+  const queued = m.server.maxBufferedBytes as number;
+  assert.equal(queued <= MAX_QUEUED_OUTPUT, true, `bufferedBytes reached ${queued}`);
+}
 
 describe('app gateway flow control, by numbers', () => {
   let server: FlowServer;
@@ -76,11 +92,7 @@ describe('app gateway flow control, by numbers', () => {
       );
       const held = m.server.maxServerBuffered as number;
       assert.equal(held <= MAX_HELD_BODY, true, `the server held ${held} bytes of unread body`);
-      assert.equal(
-        m.growth < MAX_GROWTH,
-        true,
-        `server RSS grew ${mb(m.growth)} (baseline ${mb(m.baseline)}): ${rssTimeline(m)}`,
-      );
+      assertGrowth(m);
     });
   }
 
@@ -99,13 +111,8 @@ describe('app gateway flow control, by numbers', () => {
     const drains = m.server.drains as number;
     assert.equal(notWritable > 0, true, `writable never went false (${notWritable})`);
     assert.equal(drains, notWritable, `every onDrain fired once (${drains} of ${notWritable})`);
-    const queued = m.server.maxBufferedBytes as number;
-    assert.equal(queued <= MAX_QUEUED_OUTPUT, true, `bufferedBytes reached ${queued}`);
-    assert.equal(
-      m.growth < MAX_GROWTH,
-      true,
-      `server RSS grew ${mb(m.growth)} (baseline ${mb(m.baseline)}): ${rssTimeline(m)}`,
-    );
+    assertQueued(m);
+    assertGrowth(m);
   });
 
   test('a push producer feeding a slow reader is paused and resumed', async () => {
@@ -123,13 +130,8 @@ describe('app gateway flow control, by numbers', () => {
     assert.equal(pauses > 0, true, `pauseProducing was never called (${pauses})`);
     assert.equal(resumes > 0, true, `resumeProducing was never called (${resumes})`);
     assert.equal(m.server.stops, 0, 'stopProducing was not called on a completed response');
-    const queued = m.server.maxBufferedBytes as number;
-    assert.equal(queued <= MAX_QUEUED_OUTPUT, true, `bufferedBytes reached ${queued}`);
-    assert.equal(
-      m.growth < MAX_GROWTH,
-      true,
-      `server RSS grew ${mb(m.growth)} (baseline ${mb(m.baseline)}): ${rssTimeline(m)}`,
-    );
+    assertQueued(m);
+    assertGrowth(m);
   });
 
   test('a pull producer feeding a slow reader is asked for each piece', async () => {
@@ -146,12 +148,7 @@ describe('app gateway flow control, by numbers', () => {
     // One put per resumeProducing(): the producer made nothing it was not asked for.
     assert.equal(m.server.resumes, m.server.puts, 'one resumeProducing() per piece');
     assert.equal(m.server.stops, 0, 'stopProducing was not called on a completed response');
-    const queued = m.server.maxBufferedBytes as number;
-    assert.equal(queued <= MAX_QUEUED_OUTPUT, true, `bufferedBytes reached ${queued}`);
-    assert.equal(
-      m.growth < MAX_GROWTH,
-      true,
-      `server RSS grew ${mb(m.growth)} (baseline ${mb(m.baseline)}): ${rssTimeline(m)}`,
-    );
+    assertQueued(m);
+    assertGrowth(m);
   });
 });

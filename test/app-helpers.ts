@@ -1,9 +1,10 @@
 /**
- * Test support for the app gateway tests (not a test file): a site serving
- * apps on 127.0.0.1 (port 0), a log capture, and bounded waiting.
+ * Test support for the app gateway and fetch tests (not a test file): a
+ * site serving apps on 127.0.0.1 (port 0), log captures, and bounded waiting.
  */
 
 import assert from 'node:assert/strict';
+import { after } from 'node:test';
 import type { IPv4Address } from '../src/reactor/address.js';
 import { addObserver, type LogEvent } from '../src/reactor/log.js';
 import type { Port } from '../src/reactor/port.js';
@@ -78,13 +79,42 @@ export class LogCapture {
   }
 }
 
-/** Waits (turn by turn, bounded) until `check()` holds. */
-export async function until(check: () => boolean, what = 'condition', turns = 1200): Promise<void> {
+/** Waits (turn by turn, then every 5 ms: about 10 s at most) until `check()` holds. */
+export async function until(check: () => boolean, what = 'condition', turns = 2100): Promise<void> {
   for (let i = 0; i < turns; i++) {
     if (check()) return;
     await new Promise((r) => setTimeout(r, i < 100 ? 0 : 5));
   }
   assert.fail(`${what}: not reached`);
+}
+
+/** Waits `ms` milliseconds of real time. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * For the whole test file: collects unhandled rejections (the file's tests
+ * fail at the end if there were any) and the errors the server logs
+ * (captured, so nothing goes to the console). Returns the live list of
+ * logged error events; clear it with `logged.length = 0`.
+ */
+export function watchFailures(): LogEvent[] {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => {
+    unhandled.push(reason);
+  };
+  process.on('unhandledRejection', onUnhandled);
+  const logged: LogEvent[] = [];
+  const removeObserver = addObserver((event) => {
+    if (event.isError) logged.push(event);
+  });
+  after(() => {
+    removeObserver();
+    process.off('unhandledRejection', onUnhandled);
+    assert.deepEqual(unhandled, [], 'no unhandled rejections');
+  });
+  return logged;
 }
 
 /** Lets the reactor run `n` turns (I/O included). */

@@ -1,12 +1,13 @@
 /**
  * The app gateway's input over real sockets: chunked uploads without a
  * Content-Length read to the end through `onGet`, `wsgi.input.read()`,
- * async iteration and `readline()`; the `length` hint; one-shot `onGet`
+ * async iteration and `readline()`; the seed's flag (a generator yielding
+ * '' until its `onGet` callback has data); the `length` hint; one-shot `onGet`
  * and one read at a time; a client that aborts mid-upload (`onError`,
  * `BrokenPipeError`); the input timeout on a `Clock`; `InputReplacedError`;
  * `100 Continue` on the first read; and input flow control by counts (the
- * server stops reading at ~64 KiB while no read is pending, and the client's
- * writes back up).
+ * server stops reading at ~64 KiB while no `onGet` or `read()` is pending,
+ * and the client's writes back up).
  */
 
 import assert from 'node:assert/strict';
@@ -138,6 +139,50 @@ describe('app gateway input: reading to the end', () => {
       }
     });
   }
+
+  test("the seed's flag: a generator yields '' until its onGet callback has data; the server backs off meanwhile", async () => {
+    let polls = 0;
+    const server = await serveApp((environ, startResponse) => {
+      const body = environ['torsion.async'];
+      startResponse('200 OK', []);
+      return (function* () {
+        let ready: Buffer | null = null;
+        const got = (data: Buffer): void => {
+          ready = data;
+        };
+        body.onGet(1 << 16, got);
+        for (;;) {
+          polls++;
+          if (ready === null) {
+            yield ''; // nothing yet
+            continue;
+          }
+          const data: Buffer = ready;
+          if (data.length === 0) return;
+          ready = null;
+          body.onGet(1 << 16, got);
+          yield data.toString().toUpperCase();
+        }
+      })();
+    });
+    try {
+      const client = new RawClient(server.portNumber);
+      client.write(requestHead('POST', '/app', 'Transfer-Encoding: chunked\r\n'));
+      for (const piece of ['one ', 'two ', 'three']) {
+        await new Promise((r) => setTimeout(r, 30));
+        client.write(chunked([piece]).subarray(0, -5)); // the piece, not the last chunk
+      }
+      client.write('0\r\n\r\n');
+      const [r] = await client.responses(['POST']);
+      assert.equal(r!.body.toString(), 'ONE TWO THREE');
+      // ~100 ms of waiting: a busy loop polls thousands of times; the back-off
+      // (1 ms doubling to 100 ms) about ten per piece, or ten a second if the machine stalls.
+      assert.equal(polls < 500, true, `${polls} polls`);
+      await client.close();
+    } finally {
+      await server.close();
+    }
+  });
 
   test('readline(): lines with their LF, a last line without one, then empty', async () => {
     const lines: string[] = [];
@@ -603,81 +648,89 @@ describe('app gateway input: middleware', () => {
 });
 
 describe('app gateway input: flow control by counts', () => {
-  test('no read pending: the server stops at ~64 KiB and the client backs up; then onGet reads it all', async () => {
-    let delivered = 0;
-    let body: AsyncBody | null = null;
-    let requestBody: (IRequestBody & { buffered: number }) | null = null;
-    let maxHeld = 0;
-    const total = 16 * 1024 * 1024;
-    const hash = createHash('sha256');
-    const root = new Resource();
-    root.putChild(
-      'app',
-      new AppResource((environ, startResponse) => {
-        body = environ['torsion.async'];
-        requestBody = environ['torsion.request'].bodyStream() as IRequestBody & {
-          buffered: number;
-        };
-        startResponse('200 OK', []);
-        return body;
-      }),
-    );
-    const site = new (class extends Site {
-      override buildProtocol(addr: IAddress): HTTPChannel | null {
-        const channel = super.buildProtocol(addr);
-        if (channel !== null) {
-          const original = channel.dataReceived.bind(channel);
-          channel.dataReceived = (data: Buffer) => {
-            delivered += data.length;
-            original(data);
+  for (const reader of ['onGet', 'wsgi.input.read()'] as const) {
+    test(`no read pending: the server stops at ~64 KiB and the client backs up; then ${reader} reads it all`, async () => {
+      let delivered = 0;
+      let body: AsyncBody | null = null;
+      let input: InputStream | null = null;
+      let requestBody: (IRequestBody & { buffered: number }) | null = null;
+      let maxHeld = 0;
+      const total = 16 * 1024 * 1024;
+      const hash = createHash('sha256');
+      const root = new Resource();
+      root.putChild(
+        'app',
+        new AppResource((environ, startResponse) => {
+          body = environ['torsion.async'];
+          input = environ['wsgi.input'];
+          requestBody = environ['torsion.request'].bodyStream() as IRequestBody & {
+            buffered: number;
           };
+          startResponse('200 OK', []);
+          return body;
+        }),
+      );
+      const site = new (class extends Site {
+        override buildProtocol(addr: IAddress): HTTPChannel | null {
+          const channel = super.buildProtocol(addr);
+          if (channel !== null) {
+            const original = channel.dataReceived.bind(channel);
+            channel.dataReceived = (data: Buffer) => {
+              delivered += data.length;
+              original(data);
+            };
+          }
+          return channel;
         }
-        return channel;
+      })(root, { accessLog: null });
+      const port = listenTCP(reactor, 0, site, { interface: '127.0.0.1' });
+      await port.whenListening();
+      try {
+        const client = new RawClient((port.getHost() as IPv4Address).port);
+        client.write(requestHead('POST', '/app', `Content-Length: ${total}\r\n`));
+        const data = randomBytes(total);
+        const accepted = client.socket.write(data);
+        await until(() => body !== null && delivered >= 64 * 1024, 'the first 64 KiB');
+        // However long we wait, the server takes no more while nobody reads.
+        for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 5));
+        const head = 100;
+        assert.equal(
+          delivered <= 64 * 1024 + 64 * 1024 + head,
+          true,
+          `the server read ${delivered} bytes while the app did not ask`,
+        );
+        assert.equal(accepted, false, 'the client saw backpressure on its write');
+        assert.equal(
+          client.socket.writableLength > 0,
+          true,
+          'bytes wait in the client, not the server',
+        );
+        // Now read it, 64 KiB per read: everything arrives, in bounded steps.
+        let got = 0;
+        const more = (piece: Buffer): void => {
+          maxHeld = Math.max(maxHeld, requestBody!.buffered);
+          if (piece.length === 0) {
+            body!.put(`${got} ${hash.digest('hex')}`);
+            body!.finish();
+            return;
+          }
+          got += piece.length;
+          hash.update(piece);
+          next();
+        };
+        const next = (): void => {
+          if (reader === 'onGet') body!.onGet(64 * 1024, more);
+          else input!.read(64 * 1024).then(more, (e: unknown) => body!.fail(e));
+        };
+        next();
+        const [r] = await client.responses(['POST']);
+        assert.equal(r!.body.toString(), `${total} ${sha256(data)}`);
+        assert.equal(maxHeld <= 128 * 1024, true, `the body held ${maxHeld} bytes`);
+        await client.close();
+      } finally {
+        await port.stopListening();
+        await site.shutdown(0);
       }
-    })(root, { accessLog: null });
-    const port = listenTCP(reactor, 0, site, { interface: '127.0.0.1' });
-    await port.whenListening();
-    try {
-      const client = new RawClient((port.getHost() as IPv4Address).port);
-      client.write(requestHead('POST', '/app', `Content-Length: ${total}\r\n`));
-      const data = randomBytes(total);
-      const accepted = client.socket.write(data);
-      await until(() => body !== null && delivered >= 64 * 1024, 'the first 64 KiB');
-      // However long we wait, the server takes no more while nobody reads.
-      for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 5));
-      const head = 100;
-      assert.equal(
-        delivered <= 64 * 1024 + 64 * 1024 + head,
-        true,
-        `the server read ${delivered} bytes while the app did not ask`,
-      );
-      assert.equal(accepted, false, 'the client saw backpressure on its write');
-      assert.equal(
-        client.socket.writableLength > 0,
-        true,
-        'bytes wait in the client, not the server',
-      );
-      // Now read it, 64 KiB per onGet: everything arrives, in bounded steps.
-      let got = 0;
-      const more = (piece: Buffer): void => {
-        maxHeld = Math.max(maxHeld, requestBody!.buffered);
-        if (piece.length === 0) {
-          body!.put(`${got} ${hash.digest('hex')}`);
-          body!.finish();
-          return;
-        }
-        got += piece.length;
-        hash.update(piece);
-        body!.onGet(64 * 1024, more);
-      };
-      body!.onGet(64 * 1024, more);
-      const [r] = await client.responses(['POST']);
-      assert.equal(r!.body.toString(), `${total} ${sha256(data)}`);
-      assert.equal(maxHeld <= 128 * 1024, true, `the body held ${maxHeld} bytes`);
-      await client.close();
-    } finally {
-      await port.stopListening();
-      await site.shutdown(0);
-    }
-  });
+    });
+  }
 });

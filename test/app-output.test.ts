@@ -15,8 +15,16 @@ import net from 'node:net';
 import { describe, test } from 'node:test';
 import { Clock } from '../src/reactor/clock.js';
 import type { IReactorTime } from '../src/reactor/interfaces.js';
-import type { App, AsyncBody, BodyChunk } from '../src/web/app.js';
-import { LogCapture, RawClient, requestHead, serveApp, turns, until } from './app-helpers.js';
+import type { AppBody, AsyncBody, BodyChunk } from '../src/web/app.js';
+import {
+  LogCapture,
+  RawClient,
+  requestHead,
+  serveApp,
+  sleep,
+  turns,
+  until,
+} from './app-helpers.js';
 
 const KIB = 1024;
 
@@ -59,6 +67,21 @@ class Download {
     if (this.bodyBytes >= this.length) this.#done?.();
   }
 
+  /** Stops reading; once `reached()` holds, waits `ms` more of real time (the server settles). */
+  async stall(reached: () => boolean, what: string, ms: number): Promise<void> {
+    this.socket.pause();
+    await until(reached, what);
+    await sleep(ms);
+  }
+
+  /** Reads on to the end and checks that the body is the first `chunks` {@link piece}s, in order. */
+  async readAll(chunks: number): Promise<void> {
+    this.socket.resume();
+    await this.complete();
+    assert.equal(this.bodyBytes, chunks * 64 * KIB);
+    assert.equal(this.hash.digest('hex'), expectedHash(chunks));
+  }
+
   /** Resolves once the whole body arrived (or the connection closed). */
   complete(): Promise<void> {
     if (this.closed || (this.length >= 0 && this.bodyBytes >= this.length))
@@ -86,14 +109,55 @@ function expectedHash(chunks: number): string {
   return h.digest('hex');
 }
 
+/** What {@link onClock} hands its check. */
+interface Clocked {
+  readonly clock: Clock;
+  /** The request's AsyncBody (the app has run). */
+  readonly body: AsyncBody;
+  /** A client that sent `GET /app`. */
+  readonly client: RawClient;
+}
+
+/**
+ * Serves on a `Clock` an app that starts a 200 response and returns
+ * `makeBody(asyncBody)`; sends `GET /app`, waits for the app, runs `check`,
+ * then closes the client and the server.
+ */
+async function onClock(
+  makeBody: (body: AsyncBody, clock: Clock) => AppBody,
+  check: (t: Clocked) => Promise<void>,
+): Promise<void> {
+  const clock = new Clock();
+  let body: AsyncBody | null = null;
+  const server = await serveApp(
+    (environ, startResponse) => {
+      body = environ['torsion.async'];
+      startResponse('200 OK', []);
+      return makeBody(body, clock);
+    },
+    { reactor: clock as IReactorTime },
+  );
+  const client = new RawClient(server.portNumber);
+  try {
+    client.write(requestHead('GET', '/app'));
+    await until(() => body !== null, 'the app ran');
+    await check({ clock, body: body!, client });
+  } finally {
+    await client.close();
+    await server.close();
+  }
+}
+
+/** Advances `clock` by `seconds`, one millisecond at a time (each delayed call on its due time). */
+function advanceByMs(clock: Clock, seconds: number): void {
+  for (let ms = 0; ms < Math.round(seconds * 1000); ms++) clock.advance(0.001);
+}
+
 describe('app gateway output: waiting without spinning', () => {
   test('an empty queue waits for the next put: nothing polls, no timer runs (Clock)', async () => {
-    const clock = new Clock();
-    let body: AsyncBody | null = null;
     let iterations = 0;
-    const server = await serveApp(
-      (environ, startResponse) => {
-        body = environ['torsion.async'];
+    await onClock(
+      (body) => {
         // Spy on the iterators: the server must not iterate a body it can see.
         const b = body as unknown as Record<symbol, () => unknown>;
         for (const key of [Symbol.iterator, Symbol.asyncIterator]) {
@@ -103,157 +167,113 @@ describe('app gateway output: waiting without spinning', () => {
             return original();
           };
         }
-        startResponse('200 OK', []);
         return body;
       },
-      { reactor: clock as IReactorTime },
+      async ({ clock, body, client }) => {
+        for (const word of ['one', 'two', 'three']) {
+          // A long wait with an empty queue: no timer, nothing runs.
+          for (let i = 0; i < 10; i++) clock.advance(1);
+          await turns(10);
+          assert.equal(clock.getDelayedCalls().length, 0, 'no timer while the queue is empty');
+          body.put(word);
+          await client.until(() => client.data().includes(word));
+        }
+        body.finish();
+        const [r] = await client.responses(['GET']);
+        assert.equal(r!.body.toString(), 'onetwothree');
+        assert.equal(iterations, 0, 'the server never iterated the body');
+      },
     );
-    try {
-      const client = new RawClient(server.portNumber);
-      client.write(requestHead('GET', '/app'));
-      await until(() => body !== null, 'the app ran');
-      for (const word of ['one', 'two', 'three']) {
-        // A long wait with an empty queue: no timer, nothing runs.
-        for (let i = 0; i < 10; i++) clock.advance(1);
-        await turns(10);
-        assert.equal(clock.getDelayedCalls().length, 0, 'no timer while the queue is empty');
-        body!.put(word);
-        await client.until(() => client.data().includes(word));
-      }
-      body!.finish();
-      const [r] = await client.responses(['GET']);
-      assert.equal(r!.body.toString(), 'onetwothree');
-      assert.equal(iterations, 0, 'the server never iterated the body');
-      await client.close();
-    } finally {
-      await server.close();
-    }
   });
 
   test('a middleware iterating the body asynchronously waits too: one iteration per chunk', async () => {
-    const clock = new Clock();
-    let body: AsyncBody | null = null;
     let iterations = 0;
-    const server = await serveApp(
-      (environ, startResponse) => {
-        body = environ['torsion.async'];
-        startResponse('200 OK', []);
-        const inner = body;
-        return (async function* (): AsyncGenerator<BodyChunk> {
+    await onClock(
+      (inner) =>
+        (async function* (): AsyncGenerator<BodyChunk> {
           for await (const chunk of inner) {
             iterations++;
             yield typeof chunk === 'string' ? chunk.toUpperCase() : chunk;
           }
-        })();
+        })(),
+      async ({ clock, body, client }) => {
+        for (const word of ['one', 'two']) {
+          for (let i = 0; i < 10; i++) clock.advance(1);
+          await turns(20);
+          assert.equal(clock.getDelayedCalls().length, 0, 'no back-off: nothing was empty');
+          body.put(word);
+          await client.until(() => client.data().includes(word.toUpperCase()));
+        }
+        body.finish();
+        const [r] = await client.responses(['GET']);
+        assert.equal(r!.body.toString(), 'ONETWO');
+        assert.equal(iterations, 2, 'one iteration per chunk put');
       },
-      { reactor: clock as IReactorTime },
     );
-    try {
-      const client = new RawClient(server.portNumber);
-      client.write(requestHead('GET', '/app'));
-      await until(() => body !== null, 'the app ran');
-      for (const word of ['one', 'two']) {
-        for (let i = 0; i < 10; i++) clock.advance(1);
-        await turns(20);
-        assert.equal(clock.getDelayedCalls().length, 0, 'no back-off: nothing was empty');
-        body!.put(word);
-        await client.until(() => client.data().includes(word.toUpperCase()));
-      }
-      body!.finish();
-      const [r] = await client.responses(['GET']);
-      assert.equal(r!.body.toString(), 'ONETWO');
-      assert.equal(iterations, 2, 'one iteration per chunk put');
-      await client.close();
-    } finally {
-      await server.close();
-    }
   });
 });
 
 describe('app gateway output: middleware back-off', () => {
   test('empty chunks: polls at 1, 2, 4 … 100 ms; a non-empty chunk resets the delay (Clock)', async () => {
-    const clock = new Clock();
     const polls: number[] = [];
     const script: string[] = [];
-    let started = false;
-    const app: App = (_environ, startResponse) => {
-      startResponse('200 OK', []);
-      started = true;
-      // A middleware that has "nothing yet" until the test gives it something.
-      return (function* () {
-        for (;;) {
-          polls.push(Math.round(clock.seconds() * 1000));
-          const next = script.shift();
-          if (next === 'END') return;
-          yield next ?? '';
+    await onClock(
+      (_body, clock) =>
+        // A middleware that has "nothing yet" until the test gives it something.
+        (function* () {
+          for (;;) {
+            polls.push(Math.round(clock.seconds() * 1000));
+            const next = script.shift();
+            if (next === 'END') return;
+            yield next ?? '';
+          }
+        })(),
+      async ({ clock, client }) => {
+        advanceByMs(clock, 0.4);
+        assert.deepEqual(polls, [0, 1, 3, 7, 15, 31, 63, 127, 227, 327]);
+        script.push('x');
+        advanceByMs(clock, 0.04);
+        // 427: 'x', then at once the next poll (empty), then 1, 2, 4 ms again.
+        assert.deepEqual(polls.slice(10), [427, 427, 428, 430, 434]);
+        await client.until(() => client.data().includes('\r\nx\r\n'));
+        script.push('END');
+        for (let ms = 440; ms < 460 && !client.data().includes('0\r\n\r\n'); ms++) {
+          clock.advance(0.001);
+          await turns(2);
         }
-      })();
-    };
-    const server = await serveApp(app, { reactor: clock as IReactorTime });
-    try {
-      const client = new RawClient(server.portNumber);
-      client.write(requestHead('GET', '/app'));
-      await until(() => started, 'the app ran');
-      for (let ms = 0; ms < 400; ms++) clock.advance(0.001);
-      assert.deepEqual(polls, [0, 1, 3, 7, 15, 31, 63, 127, 227, 327]);
-      script.push('x');
-      for (let ms = 400; ms < 440; ms++) clock.advance(0.001);
-      // 427: 'x', then at once the next poll (empty), then 1, 2, 4 ms again.
-      assert.deepEqual(polls.slice(10), [427, 427, 428, 430, 434]);
-      await client.until(() => client.data().includes('\r\nx\r\n'));
-      script.push('END');
-      for (let ms = 440; ms < 460 && !client.data().includes('0\r\n\r\n'); ms++) {
-        clock.advance(0.001);
-        await turns(2);
-      }
-      const [r] = await client.responses(['GET']);
-      assert.equal(r!.body.toString(), 'x');
-      assert.equal(clock.getDelayedCalls().length, 0, 'no timer left');
-      await client.close();
-    } finally {
-      await server.close();
-    }
+        const [r] = await client.responses(['GET']);
+        assert.equal(r!.body.toString(), 'x');
+        assert.equal(clock.getDelayedCalls().length, 0, 'no timer left');
+      },
+    );
   });
 
   test('a middleware over the async body: a put wakes the server at once; idle polls stay few', async () => {
-    const clock = new Clock();
-    let body: AsyncBody | null = null;
     let polls = 0;
-    const server = await serveApp(
-      (environ, startResponse) => {
-        body = environ['torsion.async'];
-        startResponse('200 OK', []);
-        const inner = body;
+    await onClock(
+      (inner) =>
         // Wraps the async body synchronously: '' from it means "nothing yet".
-        return (function* () {
+        (function* () {
           for (const chunk of inner) {
             polls++;
             yield chunk;
           }
-        })();
+        })(),
+      async ({ clock, body, client }) => {
+        // Ten idle seconds: the back-off caps polls at 10 per second.
+        advanceByMs(clock, 10);
+        assert.equal(polls <= 10 + 100, true, `${polls} polls in 10 s`);
+        assert.equal(polls >= 100, true, `${polls} polls in 10 s`);
+        const before = polls;
+        body.put('now');
+        // No clock advance needed: the put woke the server.
+        await client.until(() => client.data().includes('now'));
+        assert.equal(polls - before <= 2, true);
+        body.finish();
+        const [r] = await client.responses(['GET']);
+        assert.equal(r!.body.toString(), 'now');
       },
-      { reactor: clock as IReactorTime },
     );
-    try {
-      const client = new RawClient(server.portNumber);
-      client.write(requestHead('GET', '/app'));
-      await until(() => body !== null, 'the app ran');
-      // Ten idle seconds: the back-off caps polls at 10 per second.
-      for (let ms = 0; ms < 10_000; ms++) clock.advance(0.001);
-      assert.equal(polls <= 10 + 100, true, `${polls} polls in 10 s`);
-      assert.equal(polls >= 100, true, `${polls} polls in 10 s`);
-      const before = polls;
-      body!.put('now');
-      // No clock advance needed: the put woke the server.
-      await client.until(() => client.data().includes('now'));
-      assert.equal(polls - before <= 2, true);
-      body!.finish();
-      const [r] = await client.responses(['GET']);
-      assert.equal(r!.body.toString(), 'now');
-      await client.close();
-    } finally {
-      await server.close();
-    }
   });
 });
 
@@ -298,9 +318,7 @@ describe('app gateway output: flow control', () => {
     });
     try {
       const download = new Download(server.portNumber, '/app');
-      download.socket.pause();
-      await until(() => state.pauses > 0, 'the producer was paused');
-      for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 5));
+      await download.stall(() => state.pauses > 0, 'the producer was paused', 100);
       const whilePaused = state.produced;
       assert.equal(
         whilePaused < chunks / 2,
@@ -308,10 +326,7 @@ describe('app gateway output: flow control', () => {
         `produced ${whilePaused} chunks for a stalled client`,
       );
       assert.equal(state.sawUnwritable, true, 'writable went false');
-      download.socket.resume();
-      await download.complete();
-      assert.equal(download.bodyBytes, chunks * 64 * KIB);
-      assert.equal(download.hash.digest('hex'), expectedHash(chunks));
+      await download.readAll(chunks);
       assert.equal(state.resumes > 0, true, 'resumed when the client caught up');
       assert.equal(
         maxBuffered <= 64 * KIB + 64 * KIB,
@@ -350,13 +365,9 @@ describe('app gateway output: flow control', () => {
     });
     try {
       const download = new Download(server.portNumber, '/app');
-      download.socket.pause();
-      await until(() => waits > 0, 'the app waited');
-      for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 5));
+      await download.stall(() => waits > 0, 'the app waited', 50);
       assert.equal(produced < chunks / 2, true, `produced ${produced} chunks for a stalled client`);
-      download.socket.resume();
-      await download.complete();
-      assert.equal(download.hash.digest('hex'), expectedHash(chunks));
+      await download.readAll(chunks);
       assert.equal(drains, waits, 'each onDrain fired once');
       assert.equal(maxQueued <= 2 * 64 * KIB + 64 * KIB, true, `buffered ${maxQueued}`);
       await download.close();
@@ -422,8 +433,7 @@ describe('app gateway output: flow control', () => {
         },
         false,
       );
-      await download.complete();
-      assert.equal(download.hash.digest('hex'), expectedHash(chunks));
+      await download.readAll(chunks);
       assert.equal(asks <= chunks + 2, true, `${asks} asks for ${chunks} chunks`);
       await download.close();
     } finally {
@@ -450,11 +460,9 @@ describe('app gateway output: flow control', () => {
     });
     try {
       const download = new Download(server.portNumber, '/app');
-      download.socket.pause();
-      await until(() => pulls > 0, 'pulled');
-      for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 5));
+      await download.stall(() => pulls > 0, 'pulled', 100);
       const stalled = pulls;
-      for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 5));
+      await sleep(50);
       assert.equal(pulls, stalled, 'no pulls while the client does not read');
       assert.equal(stalled < 256, true, `${stalled} chunks pulled for a stalled client`);
       download.socket.resetAndDestroy();

@@ -181,6 +181,37 @@ describe('app gateway: startResponse and the head', () => {
     }
   });
 
+  test("AsyncBody: put('') sends nothing, the head goes out with the first non-empty put", async () => {
+    let body: AsyncBody | null = null;
+    const server = await serveApp((environ, startResponse) => {
+      body = environ['torsion.async'];
+      startResponse('202 Accepted', [['X-B', '2']]);
+      body.put('');
+      body.put(Buffer.alloc(0));
+      return body;
+    });
+    try {
+      const client = new RawClient(server.portNumber);
+      client.write(GET('/app'));
+      await until(() => body !== null, 'the app ran');
+      await turns(20);
+      assert.equal(client.received, 0, 'no head before a non-empty put');
+      body!.put('');
+      await turns(5);
+      assert.equal(client.received, 0, 'still nothing');
+      body!.put('now');
+      await client.until(() => client.data().includes('now'));
+      assert.match(client.data().toString('latin1'), /^HTTP\/1\.1 202 Accepted\r\n/);
+      body!.finish();
+      const [r] = await client.responses(['GET']);
+      assert.equal(header(r!, 'x-b'), '2');
+      assert.equal(r!.body.toString(), 'now');
+      await client.close();
+    } finally {
+      await server.close();
+    }
+  });
+
   test('an empty body: the head at the end with Content-Length: 0; an array body gets its length', async () => {
     const server = await serveApp((environ, startResponse) => {
       if (environ.PATH_INFO === '/empty') {
@@ -577,7 +608,7 @@ class ClosingBody implements Iterable<string> {
 }
 
 describe('app gateway: close() exactly once, in every ending', () => {
-  for (const kind of ['generator', 'close()', 'AsyncBody'] as const) {
+  for (const kind of ['generator', 'async generator', 'close()', 'AsyncBody'] as const) {
     for (const ending of ['complete', 'fail', 'gone'] as const) {
       test(`${kind}: ${ending}`, async () => {
         const counts = new Counts();
@@ -589,6 +620,18 @@ describe('app gateway: close() exactly once, in every ending', () => {
               try {
                 yield 'a';
                 if (ending === 'fail') throw new Error('generator failed');
+                if (ending === 'gone') for (;;) yield '';
+              } finally {
+                counts.finallies++;
+              }
+            })();
+          }
+          if (kind === 'async generator') {
+            return (async function* () {
+              try {
+                yield 'a';
+                await Promise.resolve();
+                if (ending === 'fail') throw new Error('async generator failed');
                 if (ending === 'gone') for (;;) yield '';
               } finally {
                 counts.finallies++;
@@ -623,7 +666,9 @@ describe('app gateway: close() exactly once, in every ending', () => {
           await until(() => total() > 0, 'a cleanup');
           await until(() => server.site.channels.size === 0, 'the connection closed');
           await turns(10);
-          if (kind === 'generator') assert.equal(counts.finallies, 1, 'finally ran once');
+          if (kind === 'generator' || kind === 'async generator') {
+            assert.equal(counts.finallies, 1, 'finally ran once');
+          }
           if (kind === 'close()') {
             assert.equal(counts.closes, 1, 'close() once');
             assert.equal(counts.iteratorCloses, 1, "the iterator's close() once");

@@ -7,120 +7,24 @@
  */
 
 import assert from 'node:assert/strict';
-import {
-  type ChildProcess,
-  type ChildProcessWithoutNullStreams,
-  execFile,
-  spawn,
-} from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import {
+  assertUsageError,
+  LOCAL0,
+  repo,
+  request,
+  runExample,
+  startWeb as start,
+  tempModuleDir,
+  torsion,
+} from './cli-helpers.js';
 
-const repo = fileURLToPath(new URL('..', import.meta.url));
-const bin = join(repo, 'bin/torsion.js');
 const honoExample = join(repo, 'examples/hono.ts');
 const appFixture = join(repo, 'test/fixtures/cli-app.ts');
-const LOCAL0 = 'tcp:0:interface=127.0.0.1';
 
-const temp = mkdtempSync(join(tmpdir(), 'torsion-cli-app-'));
-writeFileSync(join(temp, 'package.json'), '{ "type": "module" }\n');
-after(() => rmSync(temp, { recursive: true, force: true }));
-
-const running = new Set<ChildProcess>();
-after(() => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
-/** Runs the command to completion (for the argument errors). */
-function torsion(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-interface Server {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly port: number;
-  stderr(): string;
-  stop(signal?: NodeJS.Signals): Promise<number>;
-}
-
-/** Spawns `node ARGV` and waits for a line matching `ready` (its group 1: the port). */
-async function spawnServer(argv: string[], ready: RegExp): Promise<Server> {
-  const child = spawn(process.execPath, argv, { stdio: ['pipe', 'pipe', 'pipe'], cwd: repo });
-  running.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => {
-    stdout += s;
-  });
-  child.stderr.setEncoding('utf8').on('data', (s: string) => {
-    stderr += s;
-  });
-  const exited = once(child, 'exit');
-  while (!ready.test(stdout)) {
-    await Promise.race([
-      once(child.stdout, 'data'),
-      exited.then(([code]) => assert.fail(`exited ${code} before listening: ${stderr}`)),
-    ]);
-  }
-  const port = Number(ready.exec(stdout)![1]);
-  return {
-    child,
-    port,
-    stderr: () => stderr,
-    async stop(signal: NodeJS.Signals = 'SIGINT') {
-      child.kill(signal);
-      const [code, sig] = await exited;
-      running.delete(child);
-      assert.equal(sig, null, `killed by ${sig}: ${stderr}`);
-      return code as number;
-    },
-  };
-}
-
-/** `torsion web ARGS`, once it prints its address. */
-function start(args: string[]): Promise<Server> {
-  return spawnServer([bin, 'web', ...args], /^listening on tcp:127\.0\.0\.1:(\d+)$/m);
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-function request(
-  port: number,
-  method: string,
-  path: string,
-  body?: string | Buffer,
-  headers: Record<string, string> = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { port, host: '127.0.0.1', method, path, headers, agent: false },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () =>
-          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const temp = tempModuleDir('torsion-cli-app-');
 
 describe('torsion web --fetch / --app: arguments', () => {
   test('--help documents --app and --fetch; the top-level help mentions them', async () => {
@@ -146,12 +50,8 @@ describe('torsion web --fetch / --app: arguments', () => {
       [['--resource', honoExample, '--app', appFixture], /exactly one of/],
       [['--fetch'], /argument missing|--fetch/],
     ];
-    for (const [args, message] of cases) {
-      const r = await torsion('web', ...args, '--listen', LOCAL0);
-      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-      assert.match(r.stderr, message, args.join(' '));
-      assert.match(r.stderr, /Usage: torsion web/);
-    }
+    for (const [args, message] of cases)
+      await assertUsageError([...args, '--listen', LOCAL0], message);
   });
 
   test('a module whose default export does not fit exits 1 with a message', async () => {
@@ -253,10 +153,7 @@ describe('torsion web --fetch / --app: serving', () => {
 
 describe('examples/hono.ts on its own', () => {
   test('runs with --port 0, serves the app, and exits 0 on SIGINT', async () => {
-    const server = await spawnServer(
-      ['--import', 'tsx', honoExample, '--port', '0'],
-      /listening on http:\/\/127\.0\.0\.1:(\d+)\//,
-    );
+    const server = await runExample('hono.ts');
     const r = await request(server.port, 'GET', '/posts/1/comments/2');
     assert.deepEqual(JSON.parse(r.body.toString()), { post: '1', comment: '2' });
     assert.equal(await server.stop('SIGINT'), 0);

@@ -5,135 +5,32 @@
  */
 
 import assert from 'node:assert/strict';
-import {
-  type ChildProcess,
-  type ChildProcessWithoutNullStreams,
-  execFile,
-  spawn,
-} from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
 import { FormEcho, Stream } from '../examples/site.js';
 import { describeAddress } from '../src/cli/web.js';
 import { IPv4Address, IPv6Address, UNIXAddress } from '../src/reactor/address.js';
 import { Clock } from '../src/reactor/clock.js';
 import type { IPushProducer } from '../src/reactor/interfaces.js';
 import { DummyRequest, render } from '../src/testing/dummy-request.js';
+import {
+  assertUsageError,
+  LOCAL0,
+  repo,
+  request,
+  runExample,
+  startWeb as start,
+  tempModuleDir,
+  torsion,
+} from './cli-helpers.js';
 
-const repo = fileURLToPath(new URL('..', import.meta.url));
-const bin = join(repo, 'bin/torsion.js');
 const hello = join(repo, 'examples/hello.ts');
 const siteExample = join(repo, 'examples/site.ts');
-const LOCAL0 = 'tcp:0:interface=127.0.0.1';
 
-const temp = mkdtempSync(join(tmpdir(), 'torsion-cli-web-'));
-// The modules written below are ESM, as in a user's `"type": "module"` project.
-writeFileSync(join(temp, 'package.json'), '{ "type": "module" }\n');
-after(() => rmSync(temp, { recursive: true, force: true }));
-
-/** Runs the command to completion (for the argument errors). */
-function torsion(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { timeout: 30_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A running `torsion web` and the addresses it printed. */
-interface Server {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly addresses: string[];
-  readonly ports: number[];
-  stdout(): string;
-  stderr(): string;
-  /** Sends `signal` and resolves with the exit code (asserting no signal death). */
-  stop(signal?: NodeJS.Signals): Promise<number>;
-}
-
-const running = new Set<ChildProcess>();
-after(() => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
-/** Starts `torsion web ARGS` and waits for `count` "listening on" lines. */
-async function start(args: string[], count = 1): Promise<Server> {
-  const child = spawn(process.execPath, [bin, 'web', ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    cwd: repo,
-  });
-  running.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => {
-    stdout += s;
-  });
-  child.stderr.setEncoding('utf8').on('data', (s: string) => {
-    stderr += s;
-  });
-  const exited = once(child, 'exit');
-  const lines = () => [...stdout.matchAll(/^listening on (\S+)$/gm)].map((m) => m[1]!);
-  while (lines().length < count) {
-    await Promise.race([
-      once(child.stdout, 'data'),
-      exited.then(([code]) => assert.fail(`exited ${code} before listening: ${stderr}`)),
-    ]);
-  }
-  const addresses = lines();
-  const ports = addresses.map((a) => Number(/:(\d+)$/.exec(a)?.[1] ?? Number.NaN));
-  return {
-    child,
-    addresses,
-    ports,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    async stop(signal: NodeJS.Signals = 'SIGINT') {
-      child.kill(signal);
-      const [code, sig] = await exited;
-      running.delete(child);
-      assert.equal(sig, null, `killed by ${sig}: ${stderr}`);
-      return code as number;
-    },
-  };
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** One request with `node:http` (no keep-alive agent: nothing left open). */
-function request(
-  target: { port: number } | { socketPath: string },
-  method: string,
-  path: string,
-  body?: string | Buffer,
-  headers: Record<string, string> = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { ...target, host: '127.0.0.1', method, path, headers, agent: false },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () =>
-          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const temp = tempModuleDir('torsion-cli-web-');
 
 describe('torsion web: arguments', () => {
   test('--help prints the usage and exits 0; the top-level help lists web', async () => {
@@ -159,12 +56,7 @@ describe('torsion web: arguments', () => {
       [['--path', temp, '--listen', 'tcp:80:color=red'], /unknown parameter 'color'/],
       [['--path', join(temp, 'missing')], /--path: no such file or directory/],
     ];
-    for (const [args, message] of cases) {
-      const r = await torsion('web', ...args);
-      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-      assert.match(r.stderr, message, args.join(' '));
-      assert.match(r.stderr, /Usage: torsion web/);
-    }
+    for (const [args, message] of cases) await assertUsageError(args, message);
   });
 
   test('a module without a resource, or one that fails to load, exits 1', async () => {
@@ -336,35 +228,12 @@ export default class Root extends Resource { override isLeaf = true; render_GET(
 
 describe('examples/site.ts', () => {
   test('runs on its own: --port 0, then SIGINT exits 0', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', siteExample, '--port', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: repo,
-    });
-    running.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s;
-    });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s;
-    });
-    const exited = once(child, 'exit');
-    while (!/listening on http:\/\/127\.0\.0\.1:\d+\//.test(stdout)) {
-      await Promise.race([
-        once(child.stdout, 'data'),
-        exited.then(() => assert.fail(`exited early: ${stderr}`)),
-      ]);
-    }
-    const port = Number(/:(\d+)\//.exec(stdout)![1]);
-    const index = await request({ port }, 'GET', '/');
+    const server = await runExample('site.ts');
+    assert.match(server.addresses[0]!, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const index = await request(server.port, 'GET', '/');
     assert.equal(index.status, 200);
     assert.match(index.body.toString(), /torsion web demo/);
-    child.kill('SIGINT');
-    const [code, signal] = await exited;
-    running.delete(child);
-    assert.equal(signal, null);
-    assert.equal(code, 0, stderr);
+    assert.equal(await server.stop('SIGINT'), 0, server.stderr());
   });
 
   test('/stream: one line per interval on the clock, paused with its consumer', async () => {

@@ -11,13 +11,11 @@
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import http from 'node:http';
 import net from 'node:net';
 import { after, afterEach, describe, test } from 'node:test';
 import type { IPv4Address } from '../src/reactor/address.js';
 import { Deferred } from '../src/reactor/deferred.js';
 import { ConnectionLost, InvalidArgumentError } from '../src/reactor/errors.js';
-import { addObserver, type LogEvent } from '../src/reactor/log.js';
 import type { Port } from '../src/reactor/port.js';
 import { reactor } from '../src/reactor/reactor.js';
 import { listenTCP } from '../src/reactor/tcp.js';
@@ -34,42 +32,18 @@ import type { Request as TorsionRequest } from '../src/web/http/request.js';
 import type { IRequest, IResource, RenderResult } from '../src/web/iweb.js';
 import { Resource } from '../src/web/resource.js';
 import { Site, type SiteOptions } from '../src/web/site.js';
+import { sleep, until, watchFailures } from './app-helpers.js';
+import { request } from './cli-helpers.js';
 import { header, parseResponses, RawClient } from './http-wire.js';
 
 // ---------------------------------------------------------------------- harness
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-process.on('unhandledRejection', onUnhandled);
-
 /** Errors logged by the server (captured: nothing goes to the console). */
-const logged: LogEvent[] = [];
-const removeObserver = addObserver((event) => {
-  if (event.isError) logged.push(event);
-});
-
-after(() => {
-  removeObserver();
-  process.off('unhandledRejection', onUnhandled);
-  assert.deepEqual(unhandled, [], 'no unhandled rejections');
-});
+const logged = watchFailures();
 
 afterEach(() => {
   logged.length = 0;
 });
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Waits (bounded: about 10 s) until `test()` holds. */
-async function until(test: () => boolean, what = 'condition'): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (test()) return;
-    await sleep(5);
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 /**
  * Waits (bounded) until `value()` has not changed for `quiet` polls 20 ms
@@ -139,45 +113,6 @@ function serveHandler(
   return serve(new FetchResource(handler, fetchOptions), options);
 }
 
-interface Reply {
-  status: number;
-  statusMessage: string;
-  headers: http.IncomingHttpHeaders;
-  rawHeaders: string[];
-  body: Buffer;
-}
-
-/** One request with node:http (no agent: nothing left open). */
-function request(
-  port: number,
-  method: string,
-  path: string,
-  body?: string | Buffer,
-  headers: Record<string, string> = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { port, host: '127.0.0.1', method, path, headers, agent: false },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode!,
-            statusMessage: res.statusMessage!,
-            headers: res.headers,
-            rawHeaders: res.rawHeaders,
-            body: Buffer.concat(parts),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 /** Sends raw bytes, collects until the server closes. */
 async function rawExchange(port: number, bytes: string): Promise<Buffer> {
   const client = new RawClient(port);
@@ -221,6 +156,25 @@ describe('FetchResource: the Request the handler gets', () => {
     const data = await rawExchange(server.portNumber, 'GET /p?q HTTP/1.0\r\n\r\n');
     assert.match(data.toString('latin1'), /^HTTP\/1\.1 200 OK\r\n/);
     assert.deepEqual(urls, [`http://127.0.0.1:${server.portNumber}/p?q`]);
+    await server.close();
+  });
+
+  test('an IPv6 Host, and an absolute-form target (its authority, not Host: RFC 9112 §3.2.2)', async () => {
+    const urls: string[] = [];
+    const server = await serveHandler((req) => {
+      urls.push(req.url);
+      return new Response(new URL(req.url).hostname);
+    });
+    const client = new RawClient(server.portNumber);
+    client.write(
+      'GET /v6?x HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n' +
+        'GET http://example.test:81/abs/p?q=1 HTTP/1.1\r\nHost: other.test\r\n\r\n',
+    );
+    const [v6, absolute] = await client.responses(['GET', 'GET']);
+    assert.equal(v6!.body.toString(), '[::1]');
+    assert.equal(absolute!.body.toString(), 'example.test');
+    assert.deepEqual(urls, ['http://[::1]:8080/v6?x', 'http://example.test:81/abs/p?q=1']);
+    await client.close();
     await server.close();
   });
 
@@ -598,7 +552,7 @@ describe('FetchResource: errors', () => {
     await server.close();
   });
 
-  test('an HTTPException answers its status; a non-Response is a FetchResponseError 500', async () => {
+  test('an HTTPException answers its status; a non-Response, a used or locked body, Response.error(): FetchResponseError 500s', async () => {
     const server = await serveHandler((req) => {
       if (req.url.endsWith('/teapot')) throw new HTTPException(418, 'short and stout');
       if (req.url.endsWith('/locked')) {
@@ -606,17 +560,25 @@ describe('FetchResource: errors', () => {
         res.body!.getReader();
         return res;
       }
+      if (req.url.endsWith('/used')) {
+        const res = new Response('x');
+        return res.text().then(() => res);
+      }
+      if (req.url.endsWith('/network-error')) return Response.error();
+      if (req.url.endsWith('/undefined')) return undefined as unknown as Response;
       return { not: 'a response' } as unknown as Response;
     });
     const teapot = await request(server.portNumber, 'GET', '/teapot');
     assert.equal(teapot.status, 418);
     assert.match(teapot.body.toString(), /short and stout/);
     assert.equal(logged.length, 0, 'an HTTPException is an answer, not a failure');
-    const wrong = await request(server.portNumber, 'GET', '/wrong');
-    assert.equal(wrong.status, 500);
-    const locked = await request(server.portNumber, 'GET', '/locked');
-    assert.equal(locked.status, 500);
-    assert.equal(logged.length, 2);
+    const paths = ['/wrong', '/locked', '/used', '/network-error', '/undefined'];
+    for (const path of paths) {
+      const r = await request(server.portNumber, 'GET', path);
+      assert.equal(r.status, 500, path);
+      assert.equal(r.body.toString(), 'Internal Server Error\n', path);
+    }
+    assert.equal(logged.length, paths.length);
     for (const event of logged) {
       assert.ok(event.failure?.value instanceof FetchResponseError, event.message);
       assert.equal((event.failure.value as FetchResponseError).code, 'TORSION_ERR_FETCH_RESPONSE');

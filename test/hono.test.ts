@@ -9,35 +9,19 @@
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Hono } from 'hono';
 import { stream, streamSSE } from 'hono/streaming';
 import app from '../examples/hono.js';
-import type { IPv4Address } from '../src/reactor/address.js';
 import { Deferred } from '../src/reactor/deferred.js';
-import { addObserver, type LogEvent } from '../src/reactor/log.js';
-import type { Port } from '../src/reactor/port.js';
-import { reactor } from '../src/reactor/reactor.js';
-import { listenTCP } from '../src/reactor/tcp.js';
-import { FetchResource } from '../src/web/fetch.js';
-import { Site } from '../src/web/site.js';
+import { type FetchApplication, FetchResource } from '../src/web/fetch.js';
+import { type Served, serve, sleep, until, watchFailures } from './app-helpers.js';
+import { type Reply, request } from './cli-helpers.js';
 import { parseResponses, RawClient } from './http-wire.js';
 
-const unhandled: unknown[] = [];
-const onUnhandled = (reason: unknown): void => {
-  unhandled.push(reason);
-};
-process.on('unhandledRejection', onUnhandled);
-const logged: LogEvent[] = [];
-const removeObserver = addObserver((event) => {
-  if (event.isError) logged.push(event);
-});
+const logged = watchFailures();
 after(() => {
-  removeObserver();
-  process.off('unhandledRejection', onUnhandled);
-  assert.deepEqual(unhandled, [], 'no unhandled rejections');
   assert.deepEqual(
     logged.map((e) => e.message),
     [],
@@ -45,81 +29,24 @@ after(() => {
   );
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(test: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (test()) return;
-    await sleep(5);
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
-
-interface Server {
-  port: number;
-  site: Site;
-  close(): Promise<void>;
-}
-
-async function serve(fetchApp: {
-  fetch(req: Request): Response | Promise<Response>;
-}): Promise<Server> {
-  const site = new Site(new FetchResource(fetchApp));
-  const port: Port = listenTCP(reactor, 0, site, { interface: '127.0.0.1' });
-  await port.whenListening();
-  return {
-    port: (port.getHost() as IPv4Address).port,
-    site,
-    async close() {
-      await port.stopListening();
-      await site.shutdown(0);
-    },
-  };
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-function request(
-  port: number,
-  method: string,
-  path: string,
-  body?: string | Buffer,
-  headers: Record<string, string> = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { port, host: '127.0.0.1', method, path, headers, agent: false },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (d: Buffer) => parts.push(d));
-        res.on('end', () =>
-          resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(parts) }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+/** Serves a fetch app (a Hono app) at the root. */
+function serveFetch(fetchApp: FetchApplication): Promise<Served> {
+  return serve(new FetchResource(fetchApp));
 }
 
 const json = (r: Reply): unknown => JSON.parse(r.body.toString());
 
 describe('Hono (examples/hono.ts) on torsion', () => {
-  let server: Server;
+  let server: Served;
   before(async () => {
-    server = await serve(app);
+    server = await serveFetch(app);
   });
   after(async () => {
     await server.close();
   });
 
   test('GET / is routed', async () => {
-    const r = await request(server.port, 'GET', '/');
+    const r = await request(server.portNumber, 'GET', '/');
     assert.equal(r.status, 200);
     assert.equal(r.body.toString(), 'Hello from Hono on torsion!');
     assert.match(String(r.headers['content-type']), /^text\/plain/);
@@ -127,23 +54,23 @@ describe('Hono (examples/hono.ts) on torsion', () => {
   });
 
   test('path params and repeated query parameters', async () => {
-    const user = await request(server.port, 'GET', '/users/42?tag=a&tag=b%20c');
+    const user = await request(server.portNumber, 'GET', '/users/42?tag=a&tag=b%20c');
     assert.equal(user.status, 200);
     assert.deepEqual(json(user), { id: '42', tags: ['a', 'b c'] });
-    const comment = await request(server.port, 'GET', '/posts/7/comments/99');
+    const comment = await request(server.portNumber, 'GET', '/posts/7/comments/99');
     assert.deepEqual(json(comment), { post: '7', comment: '99' });
-    const encoded = await request(server.port, 'GET', '/users/%C3%A9t%C3%A9');
+    const encoded = await request(server.portNumber, 'GET', '/users/%C3%A9t%C3%A9');
     assert.deepEqual(json(encoded), { id: 'été', tags: [] });
   });
 
   test('a JSON body is parsed and echoed (201); malformed JSON is a 400', async () => {
     const payload = { name: 'torsion', list: [1, 2, 3], nested: { ok: true }, text: 'ünïcödé' };
-    const r = await request(server.port, 'POST', '/echo', JSON.stringify(payload), {
+    const r = await request(server.portNumber, 'POST', '/echo', JSON.stringify(payload), {
       'Content-Type': 'application/json',
     });
     assert.equal(r.status, 201);
     assert.deepEqual(json(r), { received: payload });
-    const bad = await request(server.port, 'POST', '/echo', '{not json', {
+    const bad = await request(server.portNumber, 'POST', '/echo', '{not json', {
       'Content-Type': 'application/json',
     });
     assert.equal(bad.status, 400);
@@ -151,7 +78,7 @@ describe('Hono (examples/hono.ts) on torsion', () => {
   });
 
   test('a chunked JSON body (no Content-Length) is read too', async () => {
-    const client = new RawClient(server.port);
+    const client = new RawClient(server.portNumber);
     const body = '{"chunked":true}';
     client.write(
       'POST /echo HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n' +
@@ -167,7 +94,7 @@ describe('Hono (examples/hono.ts) on torsion', () => {
 
   test('a 4 MiB upload read as a stream: byte count and SHA-256', async () => {
     const data = randomBytes(4 * 1024 * 1024);
-    const r = await request(server.port, 'POST', '/upload', data);
+    const r = await request(server.portNumber, 'POST', '/upload', data);
     assert.equal(r.status, 200);
     assert.deepEqual(json(r), {
       bytes: data.length,
@@ -176,7 +103,7 @@ describe('Hono (examples/hono.ts) on torsion', () => {
   });
 
   test('a streaming response (hono/streaming stream): chunked, every line', async () => {
-    const client = new RawClient(server.port);
+    const client = new RawClient(server.portNumber);
     client.write('GET /stream HTTP/1.1\r\nHost: h\r\n\r\n');
     const [res] = await client.responses(['GET']);
     assert.equal(res!.status, 200);
@@ -186,7 +113,7 @@ describe('Hono (examples/hono.ts) on torsion', () => {
   });
 
   test('server-sent events (streamSSE): headers, then each event', async () => {
-    const client = new RawClient(server.port);
+    const client = new RawClient(server.portNumber);
     client.write('GET /sse?count=4 HTTP/1.1\r\nHost: h\r\n\r\n');
     const [res] = await client.responses(['GET']);
     assert.equal(res!.status, 200);
@@ -205,7 +132,7 @@ describe('Hono (examples/hono.ts) on torsion', () => {
   });
 
   test('two cookies are two Set-Cookie lines', async () => {
-    const r = await request(server.port, 'GET', '/cookies');
+    const r = await request(server.portNumber, 'GET', '/cookies');
     assert.deepEqual(r.headers['set-cookie'], [
       'flavour=oatmeal; Path=/',
       'session=abc123; Path=/; HttpOnly; SameSite=Lax',
@@ -213,7 +140,7 @@ describe('Hono (examples/hono.ts) on torsion', () => {
   });
 
   test('HEAD runs the GET route and sends no body', async () => {
-    const client = new RawClient(server.port);
+    const client = new RawClient(server.portNumber);
     client.write('HEAD / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n');
     const [head, get] = await client.responses(['HEAD', 'GET']);
     assert.equal(head!.status, 200);
@@ -223,10 +150,10 @@ describe('Hono (examples/hono.ts) on torsion', () => {
   });
 
   test('an unknown path is a 404; a wrong method too', async () => {
-    const r = await request(server.port, 'GET', '/no/such/route');
+    const r = await request(server.portNumber, 'GET', '/no/such/route');
     assert.equal(r.status, 404);
     assert.equal(r.body.toString(), '404 Not Found');
-    const wrongMethod = await request(server.port, 'DELETE', '/');
+    const wrongMethod = await request(server.portNumber, 'DELETE', '/');
     assert.equal(wrongMethod.status, 404);
   });
 
@@ -239,19 +166,19 @@ describe('Hono (examples/hono.ts) on torsion', () => {
     };
     let r: Reply;
     try {
-      r = await request(server.port, 'GET', '/error');
+      r = await request(server.portNumber, 'GET', '/error');
     } finally {
       console.error = consoleError;
     }
     assert.equal(r.status, 500);
     assert.equal(r.body.toString(), 'Internal Server Error');
     assert.match(String(printed[0]), /this route throws/);
-    assert.equal((await request(server.port, 'GET', '/')).status, 200);
+    assert.equal((await request(server.portNumber, 'GET', '/')).status, 200);
   });
 
   test('concurrent requests on several connections', async () => {
     const replies = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => request(server.port, 'GET', `/users/${i}`)),
+      Array.from({ length: 20 }, (_, i) => request(server.portNumber, 'GET', `/users/${i}`)),
     );
     assert.deepEqual(
       replies.map((r) => (json(r) as { id: string }).id),
@@ -275,8 +202,8 @@ describe('Hono streaming and torsion flow control', () => {
         done.callback(undefined);
       }),
     );
-    const server = await serve(paced);
-    const socket = net.connect(server.port, '127.0.0.1');
+    const server = await serveFetch(paced);
+    const socket = net.connect(server.portNumber, '127.0.0.1');
     socket.on('error', () => {});
     socket.pause();
     socket.write('GET /big HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
@@ -318,8 +245,8 @@ describe('Hono streaming and torsion flow control', () => {
         }
       }),
     );
-    const server = await serve(ticking);
-    const client = new RawClient(server.port);
+    const server = await serveFetch(ticking);
+    const client = new RawClient(server.portNumber);
     client.write('GET /ticks HTTP/1.1\r\nHost: h\r\n\r\n');
     await client.until(() => client.data().toString().includes('tick 3'));
     await client.close();

@@ -125,6 +125,8 @@ export class AppDriver implements IPushProducer, BodyDriver, InputOwner, PullTar
   #yieldCall: IDelayedCall | null = null;
   #turnBytes = 0;
   #turnChunks = 0;
+  /** Body bytes written (counted for HEAD too), to check a declared `Content-Length`. */
+  #written = 0;
 
   #lost = false;
   #closed = false;
@@ -315,7 +317,17 @@ export class AppDriver implements IPushProducer, BodyDriver, InputOwner, PullTar
           iterator = (it as AsyncIterable<unknown>)[Symbol.asyncIterator]();
           async = true;
         } else if (typeof it[Symbol.iterator] === 'function') {
-          if (Array.isArray(it)) this.#response.knownLength(arrayLength(it));
+          if (Array.isArray(it)) {
+            // Checked whole before anything is sent: a bad element is a 500, not a truncated response.
+            const length = arrayLength(it);
+            if (length < 0) {
+              const bad = it.find((item) => !isChunk(item));
+              throw new AppProtocolError(
+                `the app returned an array holding ${describe(bad)}: chunks are strings or bytes`,
+              );
+            }
+            this.#response.knownLength(length);
+          }
           iterator = (it as Iterable<unknown>)[Symbol.iterator]();
         }
       }
@@ -434,6 +446,7 @@ export class AppDriver implements IPushProducer, BodyDriver, InputOwner, PullTar
     const response = this.#response;
     response.send();
     this.#request.write(chunk);
+    this.#written += chunk.length;
     this.#turnBytes += chunk.length;
     this.#turnChunks++;
     if (response.bodiless && this.#turnBytes >= TURN_BYTES && !this.#throttled) {
@@ -451,6 +464,17 @@ export class AppDriver implements IPushProducer, BodyDriver, InputOwner, PullTar
     if (this.#closed) return;
     if (!this.#response.started) {
       this.#appFailed(new AppProtocolError('the app returned without calling startResponse()'));
+      return;
+    }
+    const declared = this.#response.shortLength(this.#written);
+    if (declared >= 0) {
+      // PEP 3333: a body short of its Content-Length must not look complete
+      // (a 500 if nothing was sent yet, else the connection is aborted).
+      this.#appFailed(
+        new AppProtocolError(
+          `the body ended after ${this.#written} bytes, short of its Content-Length ${declared}`,
+        ),
+      );
       return;
     }
     try {
@@ -477,7 +501,7 @@ export class AppDriver implements IPushProducer, BodyDriver, InputOwner, PullTar
     }
     this.#failure = error;
     if (this.#response.sent || request.startedWriting || request.finished) {
-      this.#abort(error, `Error in the app for ${what} after its response started`);
+      this.#abort(error, 'Error in the app after its response started');
       return;
     }
     // A broken input the app let through answers for the client's fault:

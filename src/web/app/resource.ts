@@ -12,7 +12,7 @@ import { Resource } from '../resource.js';
 import { type AppConfig, AppDriver } from './driver.js';
 import type { App, AsyncApp } from './types.js';
 
-/** Options of an {@link AppResource}. Times in milliseconds. */
+/** Options of an {@link AppResource}. Times in seconds (as `callLater`). */
 export interface AppResourceOptions {
   /**
    * Time for the input timeout and the back-off (a `Clock` in tests).

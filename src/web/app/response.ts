@@ -13,6 +13,8 @@ import type { IRequest } from '../iweb.js';
 import { AppProtocolError } from './errors.js';
 
 const STATUS = /^([1-9][0-9]{2})(?: (.*))?$/s;
+/** A `Content-Length` value the gateway accepts: decimal digits, a safe integer. */
+const LENGTH = /^[0-9]{1,15}$/;
 
 /** A checked `startResponse(status, headers)`. */
 export class ResponseHead {
@@ -22,27 +24,30 @@ export class ResponseHead {
   readonly reason: string | undefined;
   /** The header fields, in order (repeated names kept). */
   readonly headers: ReadonlyArray<readonly [string, string]>;
-  /** Whether the app declared a `Content-Length`. */
-  readonly hasContentLength: boolean;
+  /** The `Content-Length` the app declared, or -1. */
+  readonly declaredLength: number;
 
   private constructor(
     code: number,
     reason: string | undefined,
     headers: ReadonlyArray<readonly [string, string]>,
-    hasContentLength: boolean,
+    declaredLength: number,
   ) {
     this.code = code;
     this.reason = reason;
     this.headers = headers;
-    this.hasContentLength = hasContentLength;
+    this.declaredLength = declaredLength;
   }
 
   /**
    * Checks `startResponse`'s arguments: `status` is `"CODE REASON"` (or
    * just `"CODE"`) with a final status code (200–999) and a reason without
    * control characters; `headers` is an iterable of `[name, value]` string
-   * pairs with token names and valid field values.
-   * @throws AppProtocolError for a malformed status or headers list.
+   * pairs with token names and valid field values, and at most one
+   * `Content-Length`, a decimal number (the HTTP layer would otherwise drop
+   * a malformed one silently and the body would go out chunked).
+   * @throws AppProtocolError for a malformed status or headers list, or a
+   *   malformed or repeated `Content-Length`.
    * @throws InvalidHeaderError for an invalid header name or value (or reason).
    */
   static parse(status: unknown, headers: unknown): ResponseHead {
@@ -69,7 +74,7 @@ export class ResponseHead {
       );
     }
     const fields: (readonly [string, string])[] = [];
-    let hasLength = false;
+    let declared = -1;
     for (const field of headers as Iterable<unknown>) {
       if (!Array.isArray(field) || field.length !== 2) {
         throw new AppProtocolError(
@@ -80,11 +85,18 @@ export class ResponseHead {
       assertHeaderName(name as string);
       assertHeaderValue(name as string, value as string);
       if ((name as string).length === 14 && (name as string).toLowerCase() === 'content-length') {
-        hasLength = true;
+        if (declared !== -1 || !LENGTH.test(value as string)) {
+          throw new AppProtocolError(
+            declared !== -1
+              ? 'startResponse(): more than one Content-Length header'
+              : `startResponse(): Content-Length must be a decimal number of bytes, got ${JSON.stringify(value)}`,
+          );
+        }
+        declared = Number(value);
       }
       fields.push([name as string, value as string]);
     }
-    return new ResponseHead(code, reason, fields, hasLength);
+    return new ResponseHead(code, reason, fields, declared);
   }
 
   /** Sets the status and adds the header fields on `request` (before its head is sent). */
@@ -120,6 +132,17 @@ export class ResponseStart {
   /** Whether the head went out (applied to the request). */
   get sent(): boolean {
     return this.#sent;
+  }
+
+  /**
+   * The `Content-Length` the app declared if `written` body bytes fall short
+   * of it on a response that carries a body (not HEAD, 204 or 304), else -1.
+   */
+  shortLength(written: number): number {
+    const head = this.#head;
+    if (head === null || head.declaredLength <= written) return -1;
+    if (this.#request.method === 'HEAD' || statusHasNoBody(head.code)) return -1;
+    return head.declaredLength;
   }
 
   /** Whether the body is counted but not sent (HEAD, 204, 304): known once the head went out. */
@@ -173,7 +196,7 @@ export class ResponseStart {
     this.#sent = true;
     const request = this.#request;
     head.applyTo(request);
-    if (this.#knownLength >= 0 && !head.hasContentLength) {
+    if (this.#knownLength >= 0 && head.declaredLength < 0) {
       request.setHeader('Content-Length', String(this.#knownLength));
     }
     if (this.#closeAfter) request.setHeader('Connection', 'close');

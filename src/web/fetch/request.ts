@@ -10,6 +10,7 @@
 import type { ReadableStreamDefaultController } from 'node:stream/web';
 import { IPv6Address, UNIXAddress } from '../../reactor/address.js';
 import type { IAddress } from '../../reactor/interfaces.js';
+import { targetAuthority } from '../app/environ.js';
 import { HTTPException } from '../errors.js';
 import type { IRequest, IRequestBody } from '../iweb.js';
 
@@ -55,13 +56,14 @@ function pathAndQuery(request: IRequest, stripPrefix: boolean): string {
 
 /**
  * The absolute URL of `request`: `https:` when the connection is TLS, else
- * `http:`; the authority from the `Host` header, or the server's address
- * when there is none (HTTP/1.0); then the path and query (see
- * {@link pathAndQuery}).
+ * `http:`; the authority of an absolute-form target (`GET http://host/p`:
+ * RFC 9112 §3.2.2 has the server ignore `Host` then), else the `Host`
+ * header, else the server's address (HTTP/1.0 without `Host`); then the
+ * path and query (see {@link pathAndQuery}).
  */
 export function requestURL(request: IRequest, stripPrefix = false): string {
   const scheme = request.isSecure() ? 'https' : 'http';
-  const host = request.requestHeaders.get('host');
+  const host = targetAuthority(request.uri) ?? request.requestHeaders.get('host');
   const authority = host !== null && host !== '' ? host : authorityOf(request.getHost());
   return `${scheme}://${authority}${pathAndQuery(request, stripPrefix)}`;
 }
