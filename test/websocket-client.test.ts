@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { Clock } from '../src/reactor/clock.js';
 import {
@@ -19,31 +19,24 @@ import {
   ConnectTimeoutError,
 } from '../src/reactor/errors.js';
 import type { Failure } from '../src/reactor/failure.js';
-import { reactor } from '../src/reactor/reactor.js';
-import { listenSSL } from '../src/reactor/tls.js';
-import { Resource } from '../src/web/resource.js';
-import { Site } from '../src/web/site.js';
 import {
   connectWS,
   type WebSocketClosed,
   WebSocketFactory,
   WebSocketHandshakeError,
   WebSocketProtocol,
-  WebSocketResource,
 } from '../src/web/websocket.js';
-import { makeCert } from './fixtures/tls/make-cert.js';
 import {
-  assertNoLeaks,
+  checkLeaksAfterEach,
   Echo,
   Recorder,
   recordingFactory,
+  startSecureServer,
   startServer,
   waitFor,
 } from './websocket-helpers.js';
 
-after(async () => {
-  await assertNoLeaks('websocket-client.test');
-});
+checkLeaksAfterEach();
 
 /** A plain `ws` server on node:http, echoing, with its connections reachable. */
 async function plainWsServer(): Promise<{
@@ -80,6 +73,39 @@ async function closedPort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((resolve) => s.close(() => resolve()));
   return port;
+}
+
+/**
+ * A TCP server on 127.0.0.1:0 that answers the first bytes of each
+ * connection with `answer` (and never closes), or says nothing (`null`).
+ */
+async function rawServer(answer: string | null): Promise<{
+  url: string;
+  accepted(): Promise<net.Socket>;
+  close(): Promise<void>;
+}> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => {});
+    socket.once('data', () => {
+      if (answer !== null) socket.write(answer);
+    });
+    socket.resume();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    accepted: async () => {
+      await waitFor(() => sockets.length > 0, 'a connection');
+      return sockets[0]!;
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 async function failureOf(d: PromiseLike<unknown>): Promise<Error> {
@@ -215,27 +241,14 @@ describe('connectWS against torsion', () => {
 
 describe('over TLS', () => {
   test('wss: a WebSocketResource on listenSSL, connectWS trusting its certificate', async () => {
-    const cert = makeCert();
+    const serverFactory = recordingFactory(Recorder);
+    const server = await startSecureServer(serverFactory, ['secure']);
     try {
-      const serverFactory = recordingFactory(Recorder);
-      const resource = new WebSocketResource(serverFactory, { pingInterval: 0 });
-      const root = new Resource();
-      root.putChild('secure', resource);
-      const port = listenSSL(
-        reactor,
-        0,
-        new Site(root),
-        { key: cert.key, cert: cert.cert },
-        { interface: '127.0.0.1' },
-      );
-      await port.whenListening();
-      const number = (port.getHost() as unknown as { port: number }).port;
-      const untrusted = await failureOf(
-        connectWS(`wss://127.0.0.1:${number}/secure`, () => new Recorder()),
-      );
+      const url = `wss://127.0.0.1:${server.port}/secure`;
+      const untrusted = await failureOf(connectWS(url, () => new Recorder()));
       assert.ok(untrusted instanceof ConnectError, `untrusted certificate: ${untrusted.name}`);
-      const client = await connectWS(`wss://127.0.0.1:${number}/secure`, () => new Recorder(), {
-        tls: { ca: cert.cert },
+      const client = await connectWS(url, () => new Recorder(), {
+        tls: { ca: server.cert.cert },
         pingInterval: 0,
       });
       assert.equal(client.request.secure, true, 'client: secure');
@@ -245,11 +258,10 @@ describe('over TLS', () => {
       client.transport.sendMessage('over tls');
       await waitFor(() => client.messages.length === 1, 'echo');
       assert.equal(client.messages[0]!.data, 'over tls', 'echoed');
-      await resource.shutdown().asPromise();
+      await server.resource.shutdown().asPromise();
       assert.equal((await client.lost.asPromise()).closeCode, 1001, 'going away');
-      await port.stopListening().asPromise();
     } finally {
-      cert.remove();
+      await server.close();
     }
   });
 });
@@ -318,50 +330,54 @@ describe('connection failures', () => {
   });
 
   test('a server that never answers: ConnectTimeoutError after handshakeTimeout (Clock)', async () => {
-    const silent = net.createServer();
-    const accepted: net.Socket[] = [];
-    silent.on('connection', (s) => accepted.push(s));
-    silent.listen(0, '127.0.0.1');
-    await once(silent, 'listening');
-    const port = (silent.address() as AddressInfo).port;
+    const silent = await rawServer(null);
     const clock = new Clock();
-    const d = connectWS(`ws://127.0.0.1:${port}/`, () => new Recorder(), {
-      reactor: clock,
-      handshakeTimeout: 5,
-    });
-    await waitFor(() => accepted.length === 1, 'the connection');
+    const d = connectWS(silent.url, () => new Recorder(), { reactor: clock, handshakeTimeout: 5 });
+    const socket = await silent.accepted();
     clock.advance(4.9);
     assert.equal(d.called, false, 'still waiting');
     clock.advance(0.1);
     const failure = await failureOf(d);
     assert.ok(failure instanceof ConnectTimeoutError, 'ConnectTimeoutError');
-    await once(
-      accepted[0]!.on('data', () => {}),
-      'close',
-    );
+    await once(socket, 'close');
     assert.equal(clock.getDelayedCalls().length, 0, 'no timer left');
-    await new Promise<void>((resolve) => silent.close(() => resolve()));
+    await silent.close();
   });
 
-  test('cancel() abandons the attempt: CancelledError and the socket closes', async () => {
-    const silent = net.createServer();
-    const accepted: net.Socket[] = [];
-    silent.on('connection', (s) => accepted.push(s));
-    silent.listen(0, '127.0.0.1');
-    await once(silent, 'listening');
-    const port = (silent.address() as AddressInfo).port;
+  test('cancel() during the handshake: CancelledError and the socket closes', async () => {
+    const silent = await rawServer(null);
     const factory = WebSocketFactory.forProtocol(Recorder);
-    const d = connectWS(`ws://127.0.0.1:${port}/`, factory);
-    await waitFor(() => accepted.length === 1, 'the connection');
+    const d = connectWS(silent.url, factory);
+    const socket = await silent.accepted();
     d.cancel();
     const failure = await failureOf(d);
     assert.ok(failure instanceof CancelledError, 'CancelledError');
     assert.equal(factory.numPorts, 0, 'factory stopped');
-    await once(
-      accepted[0]!.on('data', () => {}),
-      'close',
-    );
-    await new Promise<void>((resolve) => silent.close(() => resolve()));
+    await once(socket, 'close');
+    await silent.close();
+  });
+
+  test('a server that is not HTTP, or answers 200 and keeps the connection: typed, closed', async () => {
+    const answers: [string, string, number | null][] = [
+      ['not HTTP', 'SSH-2.0-OpenSSH_9.2\r\n', null],
+      ['200, kept alive', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 200],
+      [
+        '200, endless chunked body',
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n',
+        200,
+      ],
+    ];
+    for (const [what, answer, status] of answers) {
+      const server = await rawServer(answer);
+      const factory = WebSocketFactory.forProtocol(Recorder);
+      const failure = await failureOf(connectWS(server.url, factory));
+      assert.ok(failure instanceof WebSocketHandshakeError, `${what}: ${failure.name}`);
+      assert.equal(failure.status, status, `${what}: status`);
+      assert.equal(factory.numPorts, 0, `${what}: factory stopped`);
+      // The client dropped the connection (the server never closes it).
+      await once(await server.accepted(), 'close');
+      await server.close();
+    }
   });
 
   test('bad arguments throw at once', () => {

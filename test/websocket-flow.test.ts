@@ -9,28 +9,28 @@
  */
 
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { WebSocket } from 'ws';
 import { Clock } from '../src/reactor/clock.js';
 import { TimeoutError } from '../src/reactor/errors.js';
 import type { IPullProducer, IPushProducer } from '../src/reactor/interfaces.js';
 import { WebSocketOverflowError } from '../src/web/websocket.js';
 import {
-  assertNoLeaks,
+  checkLeaksAfterEach,
   clientClosed,
+  closeNormally,
+  connectedClient,
   maskedFrame,
   openClient,
-  RawPeer,
   Recorder,
+  rawUpgrade,
   recordingFactory,
+  recordingServer,
   startServer,
-  upgradeRequest,
   waitFor,
 } from './websocket-helpers.js';
 
-after(async () => {
-  await assertNoLeaks('websocket-flow.test');
-});
+checkLeaksAfterEach();
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -102,10 +102,7 @@ class Streamer implements IPushProducer {
 
 describe('output flow control', () => {
   test('a slow reader pauses the server-side producer; reading again resumes it', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory, { highWaterMark: 64 * 1024 });
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient({ highWaterMark: 64 * 1024 });
     ws.pause(); // the client stops reading its socket
     const SIZE = 16 * 1024;
     const TOTAL = 48 * 1024 * 1024;
@@ -137,16 +134,11 @@ describe('output flow control', () => {
       `bufferedAmount stayed near the mark: ${streamer.maxBuffered}`,
     );
     assert.equal(streamer.stops, 0, 'the producer finished and unregistered');
-    ws.close();
-    await proto.lost.asPromise();
-    await server.close();
+    await closeNormally(ws, proto, server);
   });
 
   test('a producer still registered when the connection closes gets stopProducing()', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     ws.pause();
     const streamer = new Streamer(proto, 16 * 1024, 64 * 1024 * 1024);
     streamer.start();
@@ -167,10 +159,7 @@ describe('output flow control', () => {
   });
 
   test('a pull producer is asked for more each time its output has flushed', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     const COUNT = 200;
     let asked = 0;
     let sent = 0;
@@ -201,10 +190,7 @@ describe('output flow control', () => {
   });
 
   test('loseConnection() waits for a registered producer to unregister', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     const producer: IPushProducer = {
       pauseProducing() {},
       resumeProducing() {},
@@ -229,10 +215,7 @@ describe('output flow control', () => {
 
 describe('input flow control', () => {
   test('pauseProducing() stops reading the socket; resumeProducing() delivers everything', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     proto.transport.pauseProducing();
     const COUNT = 512;
     const payload = Buffer.alloc(64 * 1024, 0x62);
@@ -249,18 +232,12 @@ describe('input flow control', () => {
       proto.messages.every((m) => (m.data as Buffer).length === payload.length),
       'whole messages',
     );
-    ws.close();
-    await proto.lost.asPromise();
-    await server.close();
+    await closeNormally(ws, proto, server);
   });
 
   test('messages already parsed when the protocol pauses wait for resumeProducing()', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const peer = new RawPeer(server.port);
-    peer.socket.write(upgradeRequest('/ws'));
-    assert.equal((await peer.response()).status, 101, 'upgraded');
-    const proto = await factory.nextProtocol();
+    const { factory, server } = await recordingServer();
+    const { peer, proto } = await rawUpgrade(server, factory);
     proto.onMessage = () => proto.transport.pauseProducing();
     // Ten messages in one packet: ws parses them all from one read.
     peer.socket.write(
@@ -292,16 +269,12 @@ describe('input flow control', () => {
 describe('liveness (Clock)', () => {
   test('keep-alive: a peer that never answers pings is dropped after pingTimeout', async () => {
     const clock = new Clock();
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory, {
+    const { factory, server } = await recordingServer({
       reactor: clock,
       pingInterval: 1,
       pingTimeout: 0.5,
     });
-    const peer = new RawPeer(server.port);
-    peer.socket.write(upgradeRequest('/ws'));
-    assert.equal((await peer.response()).status, 101, 'upgraded');
-    const proto = await factory.nextProtocol();
+    const { peer, proto } = await rawUpgrade(server, factory);
     assert.equal(clock.getDelayedCalls().length, 1, 'one timer per connection');
     clock.advance(0.999);
     for (let i = 0; i < 5; i++) await turn();
@@ -323,8 +296,7 @@ describe('liveness (Clock)', () => {
 
   test('keep-alive: a peer that answers pings, or sends messages, stays', async () => {
     const clock = new Clock();
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory, {
+    const { factory, server } = await recordingServer({
       reactor: clock,
       pingInterval: 1,
       pingTimeout: 0.5,
@@ -338,10 +310,7 @@ describe('liveness (Clock)', () => {
       assert.equal(proto.lost.called, false, `alive after round ${round}`);
     }
     // A raw peer that never answers pings but keeps talking is alive too.
-    const peer = new RawPeer(server.port);
-    peer.socket.write(upgradeRequest('/ws'));
-    assert.equal((await peer.response()).status, 101, 'upgraded');
-    const talker = await factory.nextProtocol();
+    const { peer, proto: talker } = await rawUpgrade(server, factory);
     for (let i = 0; i < 4; i++) {
       peer.socket.write(maskedFrame(0x1, `tick ${i}`));
       await waitFor(() => talker.messages.length === i + 1, `tick ${i}`);
@@ -358,15 +327,11 @@ describe('liveness (Clock)', () => {
 
   test('a closing handshake the peer never answers ends after closeTimeout', async () => {
     const clock = new Clock();
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory, {
+    const { factory, server } = await recordingServer({
       reactor: clock,
       closeTimeout: 60, // ws's own (real-time) timer never fires in this test
     });
-    const peer = new RawPeer(server.port);
-    peer.socket.write(upgradeRequest('/ws'));
-    assert.equal((await peer.response()).status, 101, 'upgraded');
-    const proto = await factory.nextProtocol();
+    const { peer, proto } = await rawUpgrade(server, factory);
     proto.transport.close(4000, 'go');
     const frame = await peer.frame();
     assert.equal(frame.opcode, 0x8, 'close frame sent');

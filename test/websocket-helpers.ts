@@ -7,14 +7,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { afterEach } from 'node:test';
 import { WebSocket } from 'ws';
 import { Deferred } from '../src/reactor/deferred.js';
 import type { Failure } from '../src/reactor/failure.js';
 import type { Port } from '../src/reactor/port.js';
 import { reactor } from '../src/reactor/reactor.js';
 import { listenTCP } from '../src/reactor/tcp.js';
+import { listenSSL } from '../src/reactor/tls.js';
 import { Resource } from '../src/web/resource.js';
-import { Site } from '../src/web/site.js';
+import { Site, type SiteOptions } from '../src/web/site.js';
 import {
   type WebSocketClosed,
   WebSocketFactory,
@@ -22,6 +24,7 @@ import {
   WebSocketResource,
   type WebSocketResourceOptions,
 } from '../src/web/websocket.js';
+import { makeCert, type TestCert } from './fixtures/tls/make-cert.js';
 
 /** Records everything that happens to it; `made`/`lost` resolve on those events. */
 export class Recorder extends WebSocketProtocol {
@@ -104,15 +107,19 @@ export interface TestServer<P extends WebSocketProtocol> {
   close(): Promise<void>;
 }
 
-/** A Site on 127.0.0.1:0 with `resource` at `/ws` (keep-alive off unless asked). */
+/**
+ * A Site on 127.0.0.1:0 with `resource` at `/ws` (keep-alive off unless
+ * asked); `siteOptions` go to the Site (e.g. an `accessLog`).
+ */
 export async function startServer<P extends WebSocketProtocol>(
   factory: WebSocketFactory<P>,
   options: WebSocketResourceOptions = {},
+  siteOptions: SiteOptions = {},
 ): Promise<TestServer<P>> {
   const resource = new WebSocketResource(factory, { pingInterval: 0, ...options });
   const root = new Resource();
   root.putChild('ws', resource);
-  const port: Port = listenTCP(reactor, 0, new Site(root), {
+  const port: Port = listenTCP(reactor, 0, new Site(root, siteOptions), {
     interface: '127.0.0.1',
     backlog: 1024,
   });
@@ -128,6 +135,108 @@ export async function startServer<P extends WebSocketProtocol>(
       await port.stopListening().asPromise();
     },
   };
+}
+
+/** A recording factory of {@link Recorder}s and a server hosting it at `/ws`. */
+export async function recordingServer(
+  options: WebSocketResourceOptions = {},
+): Promise<{ factory: RecordingFactory<Recorder>; server: TestServer<Recorder> }> {
+  const factory = recordingFactory(Recorder);
+  return { factory, server: await startServer(factory, options) };
+}
+
+/** {@link recordingServer}, a `ws` client connected to `/ws`, and the server side's protocol. */
+export async function connectedClient(options: WebSocketResourceOptions = {}): Promise<{
+  factory: RecordingFactory<Recorder>;
+  server: TestServer<Recorder>;
+  ws: WebSocket;
+  proto: Recorder;
+}> {
+  const { factory, server } = await recordingServer(options);
+  const ws = await openClient(server.url());
+  return { factory, server, ws, proto: await factory.nextProtocol() };
+}
+
+/** The client closes normally; waits for the server side's `connectionLost`, then closes the server. */
+export async function closeNormally(
+  ws: WebSocket,
+  proto: Recorder,
+  server: TestServer<WebSocketProtocol>,
+): Promise<void> {
+  ws.close();
+  await proto.lost.asPromise();
+  await server.close();
+}
+
+/** A raw peer upgraded at `path` (101 checked), and the server side's protocol. */
+export async function rawUpgrade<P extends WebSocketProtocol>(
+  server: TestServer<P>,
+  factory: RecordingFactory<P>,
+  path = '/ws',
+): Promise<{ peer: RawPeer; proto: P }> {
+  const peer = new RawPeer(server.port);
+  peer.socket.write(upgradeRequest(path));
+  assert.equal((await peer.response()).status, 101, 'upgraded');
+  return { peer, proto: await factory.nextProtocol() };
+}
+
+/**
+ * A Site over TLS (`listenSSL`, a throwaway certificate for 127.0.0.1) on
+ * 127.0.0.1:0 with a `WebSocketResource` of `factory` mounted at `segments`.
+ * `close()` shuts the resource down, stops listening and removes the certificate.
+ */
+export async function startSecureServer<P extends WebSocketProtocol>(
+  factory: WebSocketFactory<P>,
+  segments: readonly string[] = ['ws'],
+): Promise<{
+  port: number;
+  cert: TestCert;
+  resource: WebSocketResource<P>;
+  close(): Promise<void>;
+}> {
+  const cert = makeCert();
+  const resource = new WebSocketResource(factory, { pingInterval: 0 });
+  const root = new Resource();
+  let parent = root;
+  for (const segment of segments.slice(0, -1)) {
+    const child = new Resource();
+    parent.putChild(segment, child);
+    parent = child;
+  }
+  parent.putChild(segments.at(-1)!, resource);
+  const port = listenSSL(
+    reactor,
+    0,
+    new Site(root),
+    { key: cert.key, cert: cert.cert },
+    { interface: '127.0.0.1' },
+  );
+  try {
+    await port.whenListening();
+  } catch (e) {
+    cert.remove();
+    throw e;
+  }
+  return {
+    port: (port.getHost() as unknown as { port: number }).port,
+    cert,
+    resource,
+    close: async () => {
+      try {
+        await resource.shutdown().asPromise();
+        await port.stopListening().asPromise();
+      } finally {
+        cert.remove();
+      }
+    },
+  };
+}
+
+/** The payload of a close frame: the code, then the reason's bytes. */
+export function closePayload(code: number, reason: Buffer | string = ''): Buffer {
+  const head = Buffer.alloc(2);
+  head.writeUInt16BE(code);
+  return Buffer.concat([head, typeof reason === 'string' ? Buffer.from(reason) : reason]);
 }
 
 /** A `ws` client, resolved once open (rejects on error). */
@@ -326,6 +435,13 @@ export function openHandles(): number {
   return process
     .getActiveResourcesInfo()
     .filter((r) => r === 'TCPSocketWrap' || r === 'TCPServerWrap').length;
+}
+
+/** Checks for leaks ({@link assertNoLeaks}) after each test of the file, naming the test. */
+export function checkLeaksAfterEach(): void {
+  afterEach(async (t) => {
+    await assertNoLeaks(t.name);
+  });
 }
 
 /** Fails unless every socket and server closed and no delayed call is left on the reactor. */

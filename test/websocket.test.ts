@@ -1,49 +1,49 @@
 /**
  * WebSocketResource and WebSocketProtocol over real sockets, with `ws`'s own
  * client and raw `net` peers: text and binary messages, fragmentation,
- * close codes both ways, ping/pong, oversize messages (1009), the handshake
- * answers (400, 403, 405, 426, subprotocols, origins), bytes sent in the same
- * packet as the upgrade request, errors in protocol callbacks (1011), and
- * nothing leaked.
+ * close codes both ways, what a closed transport does, ping/pong, oversize
+ * messages (1009), frames that break RFC 6455 (1002, 1007, 1009), errors in
+ * protocol callbacks (1011), shutdown, compression, and nothing leaked after
+ * any test. The opening handshake is in websocket-handshake.test.ts.
  */
 
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { ConnectionAborted } from '../src/reactor/errors.js';
 import { addObserver, type LogEvent } from '../src/reactor/log.js';
 import { MemoryReactor } from '../src/testing/memory-reactor.js';
-import { Resource } from '../src/web/resource.js';
 import {
   WebSocketClosed,
   WebSocketFactory,
-  type WebSocketProtocol,
   type WebSocketRequestInfo,
   WebSocketResource,
 } from '../src/web/websocket.js';
 import {
-  assertNoLeaks,
+  checkLeaksAfterEach,
   clientClosed,
+  closeNormally,
+  closePayload,
+  connectedClient,
   Echo,
   maskedFrame,
   nextMessage,
   openClient,
   RawPeer,
   Recorder,
+  rawUpgrade,
   recordingFactory,
+  recordingServer,
   startServer,
   upgradeRequest,
   waitFor,
 } from './websocket-helpers.js';
 
-after(async () => {
-  await assertNoLeaks('websocket.test');
-});
+checkLeaksAfterEach();
 
 describe('messages', () => {
   test('text and binary messages reach the protocol as string and Buffer, and echo back', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
+    const { factory, server } = await recordingServer();
     const ws = await openClient(server.url('/ws/room/1?nick=al+ice&x=1&x=2'));
     const proto = await factory.nextProtocol();
     await proto.made.asPromise();
@@ -95,10 +95,7 @@ describe('messages', () => {
   });
 
   test('a fragmented message (ws client fin: false sends) arrives whole', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     ws.send('frag', { fin: false });
     ws.send('men', { fin: false });
     ws.send('ted', { fin: true });
@@ -111,16 +108,11 @@ describe('messages', () => {
       { data: Buffer.from([1, 2, 3]), isBinary: true },
       'binary joined',
     );
-    ws.close();
-    await proto.lost.asPromise();
-    await server.close();
+    await closeNormally(ws, proto, server);
   });
 
   test('many pipelined messages are delivered, and answered, in order, each once', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     // Replies made while handling a read are gathered into one write: order must hold.
     proto.onMessage = (data) => proto.transport.sendMessage(`re ${data as string}`);
     const echoes: string[] = [];
@@ -137,18 +129,13 @@ describe('messages', () => {
       Array.from({ length: 500 }, (_, i) => `re m${i}`),
       'replies in order, each once',
     );
-    ws.close();
-    await proto.lost.asPromise();
-    await server.close();
+    await closeNormally(ws, proto, server);
   });
 });
 
 describe('closing', () => {
   test('the client closes with a code and reason: the protocol sees both', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     const clientSide = clientClosed(ws);
     ws.close(4001, 'going to lunch');
     const closed = await proto.lost.asPromise();
@@ -164,10 +151,7 @@ describe('closing', () => {
   });
 
   test('the server closes with a code and reason: the client sees both', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     const clientSide = clientClosed(ws);
     proto.transport.close(4002, 'bye now');
     assert.equal(proto.transport.disconnecting, true, 'disconnecting at once');
@@ -175,15 +159,34 @@ describe('closing', () => {
     assert.deepEqual(await clientSide, { code: 4002, reason: 'bye now' }, 'client sees them');
     const closed = await proto.lost.asPromise();
     assert.equal(closed.closeCode, 4002, 'server side: the echoed code');
-    proto.transport.close(1000); // idempotent once closed
+    // After connectionLost every call is harmless, and says so where it can.
+    const errors: LogEvent[] = [];
+    const stop = addObserver((e) => {
+      if (e.isError) errors.push(e);
+    });
+    const t = proto.transport;
+    assert.equal(t.sendMessage('later'), false, 'sendMessage after connectionLost: false');
+    t.write('ignored');
+    t.close(1000);
+    t.ping('x');
+    t.loseConnection();
+    t.abortConnection();
+    t.pauseProducing();
+    t.resumeProducing();
+    let stopped = 0;
+    t.registerProducer(
+      { pauseProducing() {}, resumeProducing() {}, stopProducing: () => void stopped++ },
+      true,
+    );
+    assert.equal(stopped, 1, 'a producer registered on a closed transport is stopped at once');
+    await new Promise((r) => setImmediate(r));
+    stop();
+    assert.deepEqual(errors, [], 'nothing logged: no second connectionLost, no error');
     await server.close();
   });
 
   test('loseConnection() closes with 1000; invalid close codes and reasons throw', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     for (const code of [999, 1004, 1005, 1006, 1015, 2000, 5000, 1000.5]) {
       assert.throws(
         () => proto.transport.close(code),
@@ -209,10 +212,7 @@ describe('closing', () => {
   });
 
   test('abortConnection() drops the socket: 1006 with ConnectionAborted, delivered later', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     const clientSide = clientClosed(ws);
     proto.transport.abortConnection();
     assert.equal(proto.lost.called, false, 'not inside the call');
@@ -225,10 +225,7 @@ describe('closing', () => {
   });
 
   test('the client vanishing without a close frame gives 1006', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     ws.terminate();
     const closed = await proto.lost.asPromise();
     assert.equal(closed.closeCode, 1006, 'abnormal');
@@ -265,10 +262,7 @@ describe('closing', () => {
 
 test('the reactor shutting down closes the connections with 1001 and waits for them', async () => {
   const memory = new MemoryReactor();
-  const factory = recordingFactory(Recorder);
-  const server = await startServer(factory, { reactor: memory });
-  const ws = await openClient(server.url());
-  const proto = await factory.nextProtocol();
+  const { server, ws, proto } = await connectedClient({ reactor: memory });
   const clientSide = clientClosed(ws);
   const done = memory.fireSystemEvent('shutdown');
   assert.equal((await clientSide).code, 1001, 'going away');
@@ -280,26 +274,18 @@ test('the reactor shutting down closes the connections with 1001 and waits for t
 
 describe('ping, pong, limits', () => {
   test('pings both ways: the client pong reaches pongReceived, the client ping is answered', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient();
     proto.transport.ping('are you there');
     await waitFor(() => proto.pongs.length === 1, 'the pong');
     assert.equal(proto.pongs[0]!.toString(), 'are you there', 'pong data');
     const pong = new Promise<Buffer>((resolve) => ws.once('pong', resolve));
     ws.ping('and you?');
     assert.equal((await pong).toString(), 'and you?', 'server answered the ping');
-    ws.close();
-    await proto.lost.asPromise();
-    await server.close();
+    await closeNormally(ws, proto, server);
   });
 
   test('a message over maxPayload closes with 1009 before it is buffered', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory, { maxPayload: 1024 });
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient({ maxPayload: 1024 });
     ws.send('x'.repeat(1024)); // at the limit: fine
     await waitFor(() => proto.messages.length === 1, 'the message at the limit');
     const clientSide = clientClosed(ws);
@@ -318,10 +304,7 @@ describe('ping, pong, limits', () => {
   });
 
   test('fragments adding up past maxPayload close with 1009 too', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory, { maxPayload: 100 });
-    const ws = await openClient(server.url());
-    const proto = await factory.nextProtocol();
+    const { server, ws, proto } = await connectedClient({ maxPayload: 100 });
     const clientSide = clientClosed(ws);
     ws.send('a'.repeat(60), { fin: false });
     ws.send('b'.repeat(60), { fin: true });
@@ -330,272 +313,72 @@ describe('ping, pong, limits', () => {
     await server.close();
   });
 
-  test('invalid UTF-8 in a text message closes with 1007', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const peer = new RawPeer(server.port);
-    peer.socket.write(upgradeRequest('/ws'));
-    assert.equal((await peer.response()).status, 101, 'upgraded');
-    const proto = await factory.nextProtocol();
-    peer.socket.write(maskedFrame(0x1, Buffer.from([0xff, 0xfe])));
-    const frame = await peer.frame();
-    assert.equal(frame.opcode, 0x8, 'close frame');
-    assert.equal(frame.payload.readUInt16BE(0), 1007, 'code 1007');
-    peer.destroy();
-    const closed = await proto.lost.asPromise();
-    assert.equal(proto.messages.length, 0, 'nothing delivered');
-    assert.ok(closed.cause !== undefined, 'the ws error as cause');
-    await server.close();
-  });
-});
-
-describe('handshake', () => {
-  test('a plain GET gets 426 with Upgrade: websocket', async () => {
-    const server = await startServer(WebSocketFactory.forProtocol(Echo));
-    const peer = new RawPeer(server.port);
-    peer.socket.write('GET /ws HTTP/1.1\r\nHost: x\r\n\r\n');
-    const r = await peer.response();
-    assert.equal(r.status, 426, '426');
-    assert.equal(r.headers.get('upgrade'), 'websocket', 'Upgrade header');
-    // The connection stays an HTTP connection: a second request is answered.
-    peer.socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n');
-    assert.equal((await peer.response()).status, 426, 'another protocol asked: 426');
-    peer.destroy();
-    await server.close();
-  });
-
-  test('bad handshakes get 400 (and 405 for a non-GET), and the channel goes on', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const cases: [string, string, number][] = [
-      ['no key', upgradeRequest('/ws', '', { 'Sec-WebSocket-Key': '' }), 400],
-      ['short key', upgradeRequest('/ws', '', { 'Sec-WebSocket-Key': 'abc' }), 400],
-      ['two keys', upgradeRequest('/ws', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'), 400],
-      ['bad version', upgradeRequest('/ws', '', { 'Sec-WebSocket-Version': '12' }), 400],
-      ['no version', upgradeRequest('/ws', '', { 'Sec-WebSocket-Version': '' }), 400],
-      ['no Connection: Upgrade', upgradeRequest('/ws', '', { Connection: 'keep-alive' }), 400],
+  test('frames that break RFC 6455 from a raw peer: 1002, 1007, 1009, and nothing delivered', async () => {
+    const { factory, server } = await recordingServer({ maxPayload: 1024 });
+    const unmasked = Buffer.from([0x81, 0x02, 0x68, 0x69]); // "hi", no mask
+    const rsv1 = maskedFrame(0x1, 'x');
+    rsv1[0]! |= 0x40; // compressed bit, no extension negotiated
+    // A 2 GiB binary frame's header, and no payload: refused before any is read.
+    const huge = Buffer.from([0x82, 0xff, 0, 0, 0, 0, 0x80, 0, 0, 0, 1, 2, 3, 4]);
+    const cases: [string, Buffer, number, string][] = [
+      ['an unmasked client frame', unmasked, 1002, 'WS_ERR_EXPECTED_MASK'],
       [
-        'bad subprotocol list',
-        upgradeRequest('/ws', '', { 'Sec-WebSocket-Protocol': 'a b, c' }),
-        400,
+        'close code 1005 on the wire',
+        maskedFrame(0x8, closePayload(1005)),
+        1002,
+        'WS_ERR_INVALID_CLOSE_CODE',
+      ],
+      ['close code 999', maskedFrame(0x8, closePayload(999)), 1002, 'WS_ERR_INVALID_CLOSE_CODE'],
+      ['close code 2000', maskedFrame(0x8, closePayload(2000)), 1002, 'WS_ERR_INVALID_CLOSE_CODE'],
+      [
+        'a 1-byte close payload',
+        maskedFrame(0x8, Buffer.from([3])),
+        1002,
+        'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH',
+      ],
+      ['RSV1 without an extension', rsv1, 1002, 'WS_ERR_UNEXPECTED_RSV_1'],
+      ['reserved opcode 3', maskedFrame(0x3, 'x'), 1002, 'WS_ERR_INVALID_OPCODE'],
+      ['a fragmented ping', maskedFrame(0x9, 'x', false), 1002, 'WS_ERR_EXPECTED_FIN'],
+      [
+        'a continuation with nothing to continue',
+        maskedFrame(0x0, 'x'),
+        1002,
+        'WS_ERR_INVALID_OPCODE',
       ],
       [
-        'POST',
-        upgradeRequest('/ws')
-          .replace('GET', 'POST')
-          .replace('\r\n\r\n', '\r\nContent-Length: 0\r\n\r\n'),
-        405,
+        'invalid UTF-8 text',
+        maskedFrame(0x1, Buffer.from([0xff, 0xfe])),
+        1007,
+        'WS_ERR_INVALID_UTF8',
       ],
+      [
+        'UTF-8 cut between fragments',
+        Buffer.concat([maskedFrame(0x1, Buffer.from([0xe2, 0x82]), false), maskedFrame(0x0, 'A')]),
+        1007,
+        'WS_ERR_INVALID_UTF8',
+      ],
+      [
+        'invalid UTF-8 close reason',
+        maskedFrame(0x8, closePayload(1000, Buffer.from([0xff]))),
+        1007,
+        'WS_ERR_INVALID_UTF8',
+      ],
+      ['a 2 GiB frame header', huge, 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'],
     ];
-    for (const [what, request, status] of cases) {
-      const peer = new RawPeer(server.port);
-      peer.socket.write(request);
-      const r = await peer.response();
-      assert.equal(r.status, status, what);
-      if (what === 'bad version') {
-        assert.equal(r.headers.get('sec-websocket-version'), '13, 8', 'supported versions listed');
-      }
-      if (status === 405) assert.equal(r.headers.get('allow'), 'GET', 'Allow: GET');
-      // The connection is still HTTP: a good upgrade on it works.
-      peer.socket.write(upgradeRequest('/ws'));
-      assert.equal((await peer.response()).status, 101, `${what}: upgrade after it`);
-      peer.destroy();
+    for (const [what, bytes, code, wsCode] of cases) {
+      const { peer, proto } = await rawUpgrade(server, factory);
+      peer.socket.write(bytes);
+      const frame = await peer.frame();
+      assert.equal(frame.opcode, 0x8, `${what}: a close frame`);
+      assert.equal(frame.payload.readUInt16BE(0), code, `${what}: close code`);
+      // The peer never answers: the server ends the connection by itself.
+      await peer.ended;
+      const closed = await proto.lost.asPromise();
+      assert.equal(closed.closeCode, code, `${what}: connectionLost has the code sent`);
+      assert.equal(closed.wasClean, false, `${what}: not clean`);
+      assert.equal((closed.cause as { code?: string }).code, wsCode, `${what}: the ws error`);
+      assert.equal(proto.messages.length, 0, `${what}: nothing delivered`);
     }
-    // An HTTP/1.0 request cannot upgrade.
-    const old = new RawPeer(server.port);
-    old.socket.write(upgradeRequest('/ws').replace('HTTP/1.1', 'HTTP/1.0'));
-    assert.equal((await old.response()).status, 400, 'HTTP/1.0: 400');
-    old.destroy();
-    await waitFor(() => server.resource.connections.size === 0, 'raw peers gone');
-    assert.equal(factory.built.length, cases.length, 'a protocol only for the good upgrades');
-    await server.close();
-  });
-
-  test('Origin: allowed list (case-insensitive), function, missing Origin, version 8 header', async () => {
-    const server = await startServer(WebSocketFactory.forProtocol(Echo), {
-      allowedOrigins: ['https://Good.example'],
-    });
-    const denied = openClient(server.url(), undefined, { origin: 'https://evil.example' });
-    await assert.rejects(denied, /Unexpected server response: 403/, 'bad origin: 403');
-    const ok = await openClient(server.url(), undefined, { origin: 'https://good.example' });
-    ok.close();
-    const none = await openClient(server.url());
-    none.close();
-    const v8 = new RawPeer(server.port);
-    v8.socket.write(
-      upgradeRequest('/ws', 'Sec-WebSocket-Origin: https://evil.example\r\n', {
-        'Sec-WebSocket-Version': '8',
-      }),
-    );
-    assert.equal((await v8.response()).status, 403, 'version 8 origin header checked');
-    v8.destroy();
-    await Promise.all([clientClosed(ok), clientClosed(none)]);
-    await server.close();
-
-    const seen: string[] = [];
-    const fn = await startServer(WebSocketFactory.forProtocol(Echo), {
-      allowedOrigins: (origin) => {
-        seen.push(origin);
-        return origin.endsWith('.trusted.example');
-      },
-    });
-    await assert.rejects(
-      openClient(fn.url(), undefined, { origin: 'https://x.example' }),
-      /403/,
-      'function says no',
-    );
-    const yes = await openClient(fn.url(), undefined, { origin: 'https://a.trusted.example' });
-    yes.close();
-    await clientClosed(yes);
-    assert.deepEqual(seen, ['https://x.example', 'https://a.trusted.example'], 'function asked');
-    await fn.close();
-  });
-
-  test('subprotocols: the server picks its most preferred one the client offered', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory, { subprotocols: ['v2.chat', 'v1.chat'] });
-    const a = await openClient(server.url(), ['v1.chat', 'v2.chat']);
-    assert.equal(a.protocol, 'v2.chat', 'server preference');
-    const pa = await factory.nextProtocol();
-    assert.equal(pa.request.subprotocol, 'v2.chat', 'request.subprotocol');
-    assert.equal(pa.transport.subprotocol, 'v2.chat', 'transport.subprotocol');
-    const b = await openClient(server.url(), ['v1.chat', 'other']);
-    assert.equal(b.protocol, 'v1.chat', 'the one in common');
-    const pb = await factory.nextProtocol();
-    // No subprotocol in common: the server opens without one; ws's client refuses that.
-    await assert.rejects(
-      openClient(server.url(), ['nope']),
-      /Server sent no subprotocol/,
-      'no match: no header',
-    );
-    const c = await openClient(server.url());
-    assert.equal(c.protocol, '', 'none offered');
-    const pc = await factory.nextProtocol();
-    await factory.nextProtocol(); // the one the client refused
-    a.close();
-    b.close();
-    c.close();
-    await Promise.all([pa.lost, pb.lost, pc.lost].map((d) => d.asPromise()));
-    await waitFor(() => server.resource.connections.size === 0, 'all closed');
-    await server.close();
-  });
-
-  test('buildProtocol returning null answers 403; throwing answers 500', async () => {
-    class Picky extends WebSocketFactory {
-      override buildProtocol(request: WebSocketRequestInfo): WebSocketProtocol | null {
-        if (request.getCookie('user') === 'boom') throw new Error('factory exploded');
-        return request.getCookie('user') === 'alice' ? super.buildProtocol(request) : null;
-      }
-    }
-    const factory = new Picky();
-    factory.protocol = Echo;
-    const server = await startServer(factory);
-    await assert.rejects(
-      openClient(server.url(), undefined, { headers: { Cookie: 'user=bob' } }),
-      /403/,
-      'refused',
-    );
-    const errors: LogEvent[] = [];
-    const stop = addObserver((e) => {
-      if (e.isError) errors.push(e);
-    });
-    try {
-      await assert.rejects(
-        openClient(server.url(), undefined, { headers: { Cookie: 'user=boom' } }),
-        /500/,
-        'thrown: 500',
-      );
-    } finally {
-      stop();
-    }
-    assert.equal(errors.length, 1, 'the error was logged');
-    const ok = await openClient(server.url(), undefined, {
-      headers: { Cookie: 'theme=dark; user="alice"' },
-    });
-    ok.send('hi');
-    assert.equal((await nextMessage(ok)).data.toString(), 'hi', 'echo works');
-    ok.close();
-    await clientClosed(ok);
-    await server.close();
-  });
-
-  test('frames sent in the same packet as the upgrade request reach ws', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const peer = new RawPeer(server.port);
-    await peer.connected();
-    peer.socket.write(
-      Buffer.concat([
-        Buffer.from(upgradeRequest('/ws')),
-        maskedFrame(0x1, 'first'),
-        maskedFrame(0x2, Buffer.from([9, 8, 7])),
-        maskedFrame(0x1, 'sec', false),
-        maskedFrame(0x0, 'ond'),
-      ]),
-    );
-    const r = await peer.response();
-    assert.equal(r.status, 101, '101');
-    assert.equal(
-      r.headers.get('sec-websocket-accept'),
-      's3pPLMBiTxaQ9kYGzzhZRbK+xOo=',
-      'RFC 6455 sample accept key',
-    );
-    const proto = await factory.nextProtocol();
-    await waitFor(() => proto.messages.length === 3, 'three messages');
-    assert.deepEqual(
-      proto.messages,
-      [
-        { data: 'first', isBinary: false },
-        { data: Buffer.from([9, 8, 7]), isBinary: true },
-        { data: 'second', isBinary: false },
-      ],
-      'every byte after the head reached ws',
-    );
-    // Then a close frame from the raw peer: answered with a close frame.
-    const code = Buffer.alloc(2);
-    code.writeUInt16BE(1000);
-    peer.socket.write(maskedFrame(0x8, code));
-    const frame = await peer.frame();
-    assert.equal(frame.opcode, 0x8, 'close echoed');
-    await peer.ended;
-    assert.equal((await proto.lost.asPromise()).closeCode, 1000, 'clean');
-    await server.close();
-  });
-
-  test('the upgrade request split byte by byte works', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const peer = new RawPeer(server.port);
-    await peer.connected();
-    peer.socket.setNoDelay(true);
-    const bytes = Buffer.concat([Buffer.from(upgradeRequest('/ws')), maskedFrame(0x1, 'hey')]);
-    for (let i = 0; i < bytes.length; i++) {
-      peer.socket.write(bytes.subarray(i, i + 1));
-      if (i % 16 === 0) await new Promise((r) => setImmediate(r));
-    }
-    assert.equal((await peer.response()).status, 101, '101');
-    const proto = await factory.nextProtocol();
-    await waitFor(() => proto.messages.length === 1, 'the message');
-    assert.equal(proto.messages[0]!.data, 'hey', 'content');
-    peer.destroy();
-    await proto.lost.asPromise();
-    await server.close();
-  });
-
-  test('mounted deeper in a tree, next to ordinary resources', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory);
-    const api = new Resource();
-    const deep = new WebSocketResource(WebSocketFactory.forProtocol(Echo), { pingInterval: 0 });
-    api.putChild('live', deep);
-    server.root.putChild('api', api);
-    const ws = await openClient(server.url('/api/live/feed'));
-    ws.send(Buffer.from('deep'));
-    const m = await nextMessage(ws);
-    assert.equal(m.data.toString(), 'deep', 'echo from the deep resource');
-    ws.close();
-    await clientClosed(ws);
-    await deep.shutdown().asPromise();
     await server.close();
   });
 });
@@ -685,8 +468,7 @@ describe('protocol errors', () => {
 
 describe('compression', () => {
   test('permessage-deflate when enabled: large text compresses and round-trips', async () => {
-    const factory = recordingFactory(Recorder);
-    const server = await startServer(factory, { perMessageDeflate: true });
+    const { factory, server } = await recordingServer({ perMessageDeflate: true });
     const ws = await openClient(server.url(), undefined, { perMessageDeflate: true });
     assert.match(ws.extensions, /permessage-deflate/, 'negotiated');
     const proto = await factory.nextProtocol();
@@ -695,9 +477,7 @@ describe('compression', () => {
     ws.send(big);
     const m = await nextMessage(ws);
     assert.equal(m.data.toString(), big, 'round trip');
-    ws.close();
-    await proto.lost.asPromise();
-    await server.close();
+    await closeNormally(ws, proto, server);
   });
 });
 

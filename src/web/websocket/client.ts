@@ -72,7 +72,7 @@ export interface ConnectWSOptions extends WebSocketConnectionOptions {
  * - `WebSocketHandshakeError` when the server did not accept: `status` is
  *   its HTTP status (e.g. 403, 426), 101 for an invalid acceptance (a wrong
  *   `Sec-WebSocket-Accept`, a subprotocol not offered), `null` when the
- *   connection closed first;
+ *   connection closed first or the answer was not HTTP at all;
  * - `ConnectTimeoutError` after `handshakeTimeout`;
  * - the error `buildProtocol` threw, or a `ConnectError` if it returned
  *   `null` (the connection is then dropped);
@@ -260,6 +260,14 @@ class ClientHandshake<P extends WebSocketProtocol> implements WebSocketConnectio
           { cause: error },
         );
       default:
+        // llhttp's codes: the connection was made, but the answer is not HTTP.
+        if (typeof code === 'string' && code.startsWith('HPE_')) {
+          return new WebSocketHandshakeError(
+            `the server's answer is not HTTP: ${error.message}`,
+            null,
+            { cause: error },
+          );
+        }
         return new ConnectError(`WebSocket connection failed: ${error.message}`, {
           cause: error,
         });

@@ -152,8 +152,8 @@ export class WebSocketClosed extends TorsionError {
  * connection was made: the server answered with a status other than 101
  * (`status` holds it), or its 101 answer was invalid (a wrong
  * `Sec-WebSocket-Accept`, a subprotocol or extension that was not offered:
- * `status` is then 101), or the connection closed during the handshake
- * (`status` is `null`).
+ * `status` is then 101), or the connection closed during the handshake or
+ * the answer was not HTTP (`status` is `null`).
  */
 export class WebSocketHandshakeError extends TorsionError {
   /** The HTTP status the server answered with, or `null` if it sent no complete answer. */

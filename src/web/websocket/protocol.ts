@@ -244,7 +244,10 @@ export class WebSocketFactory<P extends WebSocketProtocol = WebSocketProtocol> {
    * server before it answers the handshake (after the origin and
    * subprotocol checks), by `connectWS` once the handshake succeeded. A
    * throw is an error answer (the server: 500, or the status of an
-   * `HTTPException`; `connectWS`: its Deferred fails with the error).
+   * `HTTPException`; `connectWS`: its Deferred fails with the error). On the
+   * server, a protocol built for an upgrade that then fails (the client
+   * went away, or `ws` refused its extension offer: see
+   * `WebSocketResource`) is dropped without any callback.
    * @throws InvalidArgumentError if {@link protocol} is not set.
    */
   buildProtocol(request: WebSocketRequestInfo): P | null {

@@ -78,6 +78,25 @@ function hasToken(value: string, token: string): boolean {
   return false;
 }
 
+/**
+ * Answers 400 with `text` on a socket taken from its channel, then closes it
+ * (as `ws` would have: the HTTP connection is gone with the detach).
+ */
+function refuseDetached(socket: Socket, text: string): void {
+  const body = Buffer.from(text);
+  socket.once('finish', socket.destroy);
+  socket.end(
+    Buffer.concat([
+      Buffer.from(
+        'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n' +
+          `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n\r\n`,
+        'latin1',
+      ),
+      body,
+    ]),
+  );
+}
+
 /** The request came through an `HTTPChannel` (it can leave it). */
 function isChannelRequest(request: IRequest): request is Request {
   const r = request as Partial<Request>;
@@ -114,13 +133,23 @@ function answer(
  * - not an HTTP/1.1 request with `Connection: Upgrade`, a missing or
  *   malformed `Sec-WebSocket-Key`, an unsupported `Sec-WebSocket-Version`
  *   (13 and 8 are spoken; the answer lists them), or a malformed
- *   `Sec-WebSocket-Protocol`: **400**;
+ *   `Sec-WebSocket-Protocol`: **400**; a request with a body
+ *   (`Content-Length` above 0, or chunked): **400** with
+ *   `Connection: close`;
  * - an `Origin` not in `allowedOrigins`: **403**;
  * - the factory's `buildProtocol(request)` returns `null`: **403** (a throw:
  *   500, or the status of an `HTTPException`);
  * - after {@link shutdown}: 503;
  * - otherwise the connection is upgraded: `101`, then the protocol's
- *   `makeConnection` → `connectionMade`.
+ *   `makeConnection` → `connectionMade`. The site's access log gets the
+ *   request with status 101.
+ *
+ * Two things can still stop an upgrade after `buildProtocol`: the client
+ * closed its side meanwhile (the socket is destroyed), or, with
+ * `perMessageDeflate` on, `ws` refuses the client's
+ * `Sec-WebSocket-Extensions` offer (malformed, or parameters it cannot
+ * accept): **400** with `Connection: close`. The protocol is then dropped
+ * without any callback (it was never connected).
  *
  * The factory's `doStart()` is called before its first `buildProtocol`,
  * and `doStop()` by {@link shutdown}. When the `reactor` option (default:
@@ -150,6 +179,8 @@ export class WebSocketResource<P extends WebSocketProtocol = WebSocketProtocol>
   /** The reactor's shutdown trigger, while one is registered. */
   #trigger: { reactor: IReactorCore; id: TriggerId } | null = null;
   #stopping: { waiters: Deferred<void>[] } | null = null;
+  /** What `ws` refused during the current `handleUpgrade` call (its 'wsClientError'). */
+  #refusal: Error | null = null;
 
   /**
    * @param factory - builds one protocol per accepted connection.
@@ -192,6 +223,11 @@ export class WebSocketResource<P extends WebSocketProtocol = WebSocketProtocol>
       // Not in @types/ws 8.18 yet: `ws`'s own timer for a closing handshake.
       ...({ closeTimeout: settings.closeTimeoutMs } as object),
     });
+    // With a listener, `ws` reports a handshake it refuses instead of
+    // answering it itself: the answer then goes through `#upgrade` (logged).
+    this.#server.on('wsClientError', (error: Error) => {
+      this.#refusal = error;
+    });
   }
 
   /** The protocols of the open connections (until their `connectionLost` has run). */
@@ -216,12 +252,20 @@ export class WebSocketResource<P extends WebSocketProtocol = WebSocketProtocol>
     if (!isChannelRequest(request)) {
       throw new HTTPException(500, 'WebSocketResource needs a request from an HTTPChannel');
     }
-    if (!request.head.upgrade) {
+    const head = request.head;
+    if (!head.upgrade) {
       return answer(
         request,
         400,
         'Bad Request: a WebSocket handshake needs HTTP/1.1 and "Connection: Upgrade"',
       );
+    }
+    if (head.chunked || (head.contentLength !== null && head.contentLength > 0)) {
+      // RFC 6455 §4.1: the handshake is a GET, whose body means nothing. A
+      // proxy in front may have taken the body for WebSocket data: answer,
+      // and do not read on from a stream we may disagree on.
+      request.setHeader('Connection', 'close');
+      return answer(request, 400, 'Bad Request: a WebSocket handshake has no body');
     }
     const key = headers.get('sec-websocket-key');
     if (key === null || !KEY.test(key)) {
@@ -335,7 +379,11 @@ export class WebSocketResource<P extends WebSocketProtocol = WebSocketProtocol>
     return '';
   }
 
-  /** Leaves the HTTP channel and lets `ws` answer 101 over the socket. */
+  /**
+   * Leaves the HTTP channel and lets `ws` answer 101 over the socket; the
+   * site's access log gets the request with status 101 (or the 400 of a
+   * refusal by `ws`), as any other request.
+   */
   #upgrade(
     request: Request,
     protocol: P,
@@ -358,7 +406,9 @@ export class WebSocketResource<P extends WebSocketProtocol = WebSocketProtocol>
       // The client went away (or the connection is closing): nothing to answer.
       return;
     }
+    let upgraded = false as boolean;
     const onUpgrade = (ws: WebSocket): void => {
+      upgraded = true;
       const connection = WebSocketConnection.open(ws, protocol, {
         settings: this.#settings,
         peer,
@@ -371,11 +421,12 @@ export class WebSocketResource<P extends WebSocketProtocol = WebSocketProtocol>
       // once is still tracked until its connectionLost (from a later event).
       this.#protocols.add(protocol);
     };
+    this.#refusal = null;
     try {
-      // Without `verifyClient`, `handleUpgrade` is synchronous: the callback
-      // has run when it returns, or `ws` refused what we accepted (the client
-      // half-closed meanwhile), answered or destroyed the socket itself, and
-      // the protocol, never connected, is dropped.
+      // Without `verifyClient`, `handleUpgrade` is synchronous: when it
+      // returns, the callback has run, or `ws` refused what we accepted (an
+      // extension offer it cannot take, reported through 'wsClientError'),
+      // or found the socket half-closed and destroyed it.
       this.#server.handleUpgrade(
         upgradeRequest as unknown as IncomingMessage,
         taken.socket,
@@ -386,6 +437,23 @@ export class WebSocketResource<P extends WebSocketProtocol = WebSocketProtocol>
       err(e, 'WebSocketResource: ws.handleUpgrade() failed');
       taken.socket.destroy();
       return;
+    }
+    const refusal = this.#refusal as Error | null;
+    this.#refusal = null;
+    if (upgraded) {
+      request.setResponseCode(101);
+    } else if (refusal !== null) {
+      request.setResponseCode(400);
+      refuseDetached(taken.socket, `Bad Request: ${refusal.message}\n`);
+    } else {
+      return; // no answer went out: nothing to log
+    }
+    const site = request.channel.site;
+    if (site === null) return;
+    try {
+      site.requestFinished(request);
+    } catch (e) {
+      err(e, 'Unhandled error logging a request');
     }
   }
 
