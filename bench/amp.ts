@@ -10,58 +10,34 @@
  * after the other, twice, alternating which goes first; the best counts.
  */
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { BenchResult } from './common.js';
+import {
+  type BenchResult,
+  type BenchServer,
+  bestOfAlternating,
+  repoRoot,
+  startServer,
+  stopServer,
+} from './common.js';
 
 const CALLS = 20_000;
 const WINDOW = 100;
 const ROUNDS = 5;
 const PYTHON = '/usr/bin/python3';
-const root = fileURLToPath(new URL('..', import.meta.url));
 const PY_ENV = { ...process.env, PYTHONPATH: '' };
 
-interface Server {
-  child: ChildProcess;
-  port: number;
-}
-
-function startServer(command: string, args: string[]): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: root,
-      env: PY_ENV,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    const onData = (chunk: Buffer): void => {
-      out += chunk.toString();
-      const m = /listening on [^\s]+:(\d+)/.exec(out);
-      if (m !== null) {
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve({ child, port: Number(m[1]) });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited (${code})`)));
-  });
-}
-
-function stopServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) return resolve();
-    server.child.once('exit', () => resolve());
-    server.child.kill('SIGINT');
-  });
+/** Starts `argv` (Python's path reset); resolves once it printed its port. */
+function startPeer(name: string, argv: string[]): Promise<BenchServer> {
+  return startServer(name, argv, { env: PY_ENV });
 }
 
 /** Runs a client process to completion; returns the calls/s it printed. */
 function runClient(command: string, args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
-      cwd: root,
+      cwd: repoRoot,
       env: PY_ENV,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -80,7 +56,8 @@ function runClient(command: string, args: string[]): Promise<number> {
 const load = ['--calls', String(CALLS), '--window', String(WINDOW), '--rounds', String(ROUNDS)];
 
 async function torsionPair(): Promise<number> {
-  const server = await startServer(process.execPath, [
+  const server = await startPeer('torsion', [
+    process.execPath,
     '--import',
     'tsx',
     'examples/amp-calculator.ts',
@@ -98,12 +75,12 @@ async function torsionPair(): Promise<number> {
       ...load,
     ]);
   } finally {
-    await stopServer(server);
+    await stopServer(server, 'SIGINT');
   }
 }
 
 async function twistedPair(): Promise<number> {
-  const server = await startServer(PYTHON, ['bench/peers/amp_server.py']);
+  const server = await startPeer('Twisted', [PYTHON, 'bench/peers/amp_server.py']);
   try {
     return await runClient(PYTHON, [
       'bench/peers/amp_client.py',
@@ -112,7 +89,7 @@ async function twistedPair(): Promise<number> {
       ...load,
     ]);
   } finally {
-    await stopServer(server);
+    await stopServer(server, 'SIGINT');
   }
 }
 
@@ -128,17 +105,7 @@ export async function run(): Promise<BenchResult[]> {
       `the AMP bench needs Twisted under ${PYTHON}: apt-get install -y python3-twisted`,
     );
   }
-  let torsion = 0;
-  let twisted = 0;
-  for (let i = 0; i < 2; i++) {
-    if (i % 2 === 0) {
-      torsion = Math.max(torsion, await torsionPair());
-      twisted = Math.max(twisted, await twistedPair());
-    } else {
-      twisted = Math.max(twisted, await twistedPair());
-      torsion = Math.max(torsion, await torsionPair());
-    }
-  }
+  const [torsion, twisted] = await bestOfAlternating(2, torsionPair, twistedPair, Math.max);
   return [
     {
       name: `AMP Sum calls, ${WINDOW} in flight, ${CALLS.toLocaleString('en-US')}`,

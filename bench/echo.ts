@@ -10,53 +10,14 @@
  * of each counts.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
-import type { BenchResult } from './common.js';
+import { type BenchResult, bestOfAlternating, startServer, stopServer } from './common.js';
 
 const CONNECTIONS = 8;
 const CHUNK = 64 * 1024;
 const TOTAL = 256 * 1024 * 1024;
 const WINDOW = 1024 * 1024;
 const ROUNDS = 7;
-
-const root = fileURLToPath(new URL('..', import.meta.url));
-
-interface Server {
-  child: ChildProcess;
-  port: number;
-}
-
-/** Spawns `args` under node and waits for its `listening on HOST:PORT` line. */
-function startServer(args: string[]): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...args, '--port', '0'], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    const onData = (chunk: Buffer): void => {
-      out += chunk.toString();
-      const m = /listening on [^\s]+:(\d+)/.exec(out);
-      if (m !== null) {
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        resolve({ child, port: Number(m[1]) });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`server ${args.join(' ')} exited (${code})`)));
-  });
-}
-
-function stopServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (server.child.exitCode !== null) return resolve();
-    server.child.once('exit', () => resolve());
-    server.child.kill('SIGINT');
-  });
-}
 
 /** One connection's share: sends `bytes` in 64 KiB writes, resolves once all came back. */
 function drive(port: number, bytes: number, payload: Buffer): Promise<void> {
@@ -96,24 +57,26 @@ async function measure(port: number, total: number): Promise<number> {
 }
 
 export async function run(): Promise<BenchResult[]> {
-  const torsion = await startServer(['--import', 'tsx', 'examples/echo.ts']);
-  const peer = await startServer(['bench/peers/net-echo.mjs']);
+  const node = process.execPath;
+  const torsion = await startServer('torsion', [
+    node,
+    '--import',
+    'tsx',
+    'examples/echo.ts',
+    '--port',
+    '0',
+  ]);
+  const peer = await startServer('node:net', [node, 'bench/peers/net-echo.mjs', '--port', '0']);
   try {
     // Warm both up (JIT, socket buffers).
     await measure(torsion.port, TOTAL / 8);
     await measure(peer.port, TOTAL / 8);
-    let bestTorsion = 0;
-    let bestPeer = 0;
-    // Alternate which side goes first, so neither always runs on a warmer machine.
-    for (let i = 0; i < ROUNDS; i++) {
-      if (i % 2 === 0) {
-        bestTorsion = Math.max(bestTorsion, await measure(torsion.port, TOTAL));
-        bestPeer = Math.max(bestPeer, await measure(peer.port, TOTAL));
-      } else {
-        bestPeer = Math.max(bestPeer, await measure(peer.port, TOTAL));
-        bestTorsion = Math.max(bestTorsion, await measure(torsion.port, TOTAL));
-      }
-    }
+    const [bestTorsion, bestPeer] = await bestOfAlternating(
+      ROUNDS,
+      () => measure(torsion.port, TOTAL),
+      () => measure(peer.port, TOTAL),
+      Math.max,
+    );
     return [
       {
         name: 'TCP echo, 8 conns x 64 KiB writes, 256 MiB',
@@ -126,6 +89,6 @@ export async function run(): Promise<BenchResult[]> {
       },
     ];
   } finally {
-    await Promise.all([stopServer(torsion), stopServer(peer)]);
+    await Promise.all([stopServer(torsion, 'SIGINT'), stopServer(peer, 'SIGINT')]);
   }
 }

@@ -21,16 +21,23 @@
  *   them (its default 5 s would close them).
  */
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { BenchResult } from './common.js';
+import {
+  type BenchResult,
+  type BenchServer,
+  bestOfAlternating,
+  cpuSeconds,
+  maxOfEach,
+  pinned,
+  startServer as startChild,
+  stopServer,
+} from './common.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const PYTHON = '/usr/bin/python3';
 const DURATION = 5;
 const ROUNDS = 3;
@@ -98,65 +105,16 @@ print('listening on tcp:127.0.0.1:%d' % port.getHost().port, flush=True)
 reactor.run()
 `;
 
-interface Server {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly port: number;
-  /** Lines the server printed after `listening`. */
-  readonly lines: string[];
-}
-
-function pinned(cpu: number, argv: string[]): string[] {
-  return canPin() ? ['taskset', '-c', String(cpu), ...argv] : argv;
-}
-
-let pin: boolean | null = null;
-function canPin(): boolean {
-  pin ??= availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
-  return pin;
-}
-
-function startServer(name: string, argv: string[]): Promise<Server> {
-  const [command, ...args] = pinned(0, argv);
-  return new Promise((resolve, reject) => {
-    const child = spawn(command!, args, {
-      cwd: root,
-      env: { ...process.env, PYTHONPATH: '' },
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    const lines: string[] = [];
-    let out = '';
-    let port = 0;
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      let nl = out.indexOf('\n');
-      while (nl !== -1) {
-        const line = out.slice(0, nl);
-        out = out.slice(nl + 1);
-        const m = /listening on [^\s]+:(\d+)/.exec(line);
-        if (m !== null && port === 0) {
-          port = Number(m[1]);
-          resolve({ name, child, port, lines });
-        } else {
-          lines.push(line);
-        }
-        nl = out.indexOf('\n');
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${name} server exited (${code})`)));
-  });
-}
-
-function stopServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) return resolve();
-    server.child.once('exit', () => resolve());
-    server.child.kill('SIGKILL');
+/** Starts a server pinned to CPU 0, its stdin piped (for `mem`), Python's path reset. */
+function startServer(name: string, argv: string[]): Promise<BenchServer> {
+  return startChild(name, pinned(0, argv), {
+    stdin: 'pipe',
+    env: { ...process.env, PYTHONPATH: '' },
   });
 }
 
 /** The server's RSS after a full GC (it prints `mem RSS` when told `mem`). */
-async function rss(server: Server): Promise<number> {
+async function rss(server: BenchServer): Promise<number> {
   const before = server.lines.length;
   server.child.stdin!.write('mem\n');
   for (let i = 0; i < 500; i++) {
@@ -165,14 +123,6 @@ async function rss(server: Server): Promise<number> {
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`${server.name}: no memory figure`);
-}
-
-/** CPU seconds (user + system) the process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const stat = spawnSync('cat', [`/proc/${pid}/stat`]).stdout.toString();
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 // ---------------------------------------------------------------------- wrk
@@ -204,7 +154,7 @@ interface Load {
 }
 
 /** One wrk run against `server`; with `script`, the Lua script path. */
-function wrk(server: Server, script: string | null, duration = DURATION): Load {
+function wrk(server: BenchServer, script: string | null, duration = DURATION): Load {
   const args = ['-t1', `-c${CONNECTIONS}`, `-d${duration}s`];
   if (script !== null) args.push('-s', script);
   args.push(`http://127.0.0.1:${server.port}/`);
@@ -221,25 +171,15 @@ function wrk(server: Server, script: string | null, duration = DURATION): Load {
 }
 
 /** Best of `ROUNDS` rounds for each server, alternating which goes first. */
-function compare(a: Server, b: Server, script: string | null): [Load, Load] {
+function compare(a: BenchServer, b: BenchServer, script: string | null): Promise<[Load, Load]> {
   wrk(a, script, 2); // warm-up (JIT)
   wrk(b, script, 2);
-  const best = (x: Load, y: Load): Load => ({
-    rps: Math.max(x.rps, y.rps),
-    perCpu: Math.max(x.perCpu, y.perCpu),
-  });
-  let la: Load = { rps: 0, perCpu: 0 };
-  let lb: Load = { rps: 0, perCpu: 0 };
-  for (let i = 0; i < ROUNDS; i++) {
-    if (i % 2 === 0) {
-      la = best(la, wrk(a, script));
-      lb = best(lb, wrk(b, script));
-    } else {
-      lb = best(lb, wrk(b, script));
-      la = best(la, wrk(a, script));
-    }
-  }
-  return [la, lb];
+  return bestOfAlternating(
+    ROUNDS,
+    () => wrk(a, script),
+    () => wrk(b, script),
+    maxOfEach,
+  );
 }
 
 // ---------------------------------------------------------------------- idle connections
@@ -270,7 +210,7 @@ async function idleConnections(port: number, count: number): Promise<net.Socket[
   return sockets;
 }
 
-async function memoryPerConnection(server: Server): Promise<number> {
+async function memoryPerConnection(server: BenchServer): Promise<number> {
   // Warm up the paths (and the heap) with a first, closed batch.
   const warm = await idleConnections(server.port, 500);
   for (const s of warm) s.destroy();
@@ -318,8 +258,8 @@ request = function() return req end
       NODE_SERVER,
     ]);
     try {
-      const [tk, nk] = compare(torsion, node, null);
-      const [tp, np] = compare(torsion, node, pipeline);
+      const [tk, nk] = await compare(torsion, node, null);
+      const [tp, np] = await compare(torsion, node, pipeline);
       results.push(
         {
           name: 'HTTP hello, keep-alive, wrk -c50',
@@ -359,7 +299,7 @@ request = function() return req end
       if (hasTwisted()) {
         const twisted = await startServer('Twisted web', [PYTHON, '-c', TWISTED_SERVER]);
         try {
-          const [tt, tw] = compare(torsion, twisted, null);
+          const [tt, tw] = await compare(torsion, twisted, null);
           results.push({
             name: 'HTTP hello, keep-alive, wrk -c50',
             torsion: tt.rps,

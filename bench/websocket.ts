@@ -19,64 +19,24 @@
  * clock on a shared machine.
  */
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import type { BenchResult } from './common.js';
+import { spawnSync } from 'node:child_process';
+import {
+  type BenchResult,
+  type BenchServer,
+  bestOfAlternating,
+  cpuSeconds,
+  maxOfEach,
+  pinned,
+  repoRoot,
+  startServer,
+  stopServer,
+} from './common.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const ROUNDS = 3;
 const CONNECTIONS = 50;
 const WINDOW = 32;
 const MESSAGES = 300_000;
 const SIZE = 64;
-
-interface Server {
-  readonly name: string;
-  readonly child: ChildProcess;
-  readonly port: number;
-}
-
-let pin: boolean | null = null;
-function pinned(cpu: number, argv: string[]): string[] {
-  pin ??= availableParallelism() >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
-  return pin ? ['taskset', '-c', String(cpu), ...argv] : argv;
-}
-
-function startServer(name: string, script: string): Promise<Server> {
-  const [command, ...args] = pinned(0, [process.execPath, '--import', 'tsx', script]);
-  return new Promise((resolve, reject) => {
-    const child = spawn(command!, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    const onData = (chunk: Buffer): void => {
-      out += chunk.toString();
-      const m = /listening on [^\s]+:(\d+)/.exec(out);
-      if (m !== null) {
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        resolve({ name, child, port: Number(m[1]) });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${name} server exited (${code})`)));
-  });
-}
-
-function stopServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) return resolve();
-    server.child.once('exit', () => resolve());
-    server.child.kill('SIGKILL');
-  });
-}
-
-/** CPU seconds (user + system) the process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const stat = spawnSync('cat', [`/proc/${pid}/stat`]).stdout.toString();
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the command.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 interface Load {
   /** Messages echoed per second (wall clock, at the client). */
@@ -85,8 +45,13 @@ interface Load {
   perCpu: number;
 }
 
+/** A server script run with tsx, pinned to CPU 0. */
+function serverArgv(script: string): string[] {
+  return pinned(0, [process.execPath, '--import', 'tsx', script]);
+}
+
 /** One client run against `server`. */
-function measure(server: Server, text: boolean, messages = MESSAGES): Load {
+function measure(server: BenchServer, text: boolean, messages = MESSAGES): Load {
   const argv = [
     process.execPath,
     '--import',
@@ -106,7 +71,7 @@ function measure(server: Server, text: boolean, messages = MESSAGES): Load {
   if (text) argv.push('--text');
   const [command, ...args] = pinned(1, argv);
   const before = cpuSeconds(server.child.pid!);
-  const run = spawnSync(command!, args, { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  const run = spawnSync(command!, args, { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
   const line = run.stdout.trim().split('\n').pop() ?? '';
   let result: { messages: number; seconds: number };
   try {
@@ -122,35 +87,25 @@ function measure(server: Server, text: boolean, messages = MESSAGES): Load {
   };
 }
 
-function best(x: Load, y: Load): Load {
-  return { rate: Math.max(x.rate, y.rate), perCpu: Math.max(x.perCpu, y.perCpu) };
-}
-
 /** Best of `ROUNDS` for each server, alternating which goes first. */
-function compare(a: Server, b: Server, text: boolean): [Load, Load] {
+function compare(a: BenchServer, b: BenchServer, text: boolean): Promise<[Load, Load]> {
   measure(a, text, MESSAGES / 4); // warm-up (JIT)
   measure(b, text, MESSAGES / 4);
-  let bestA: Load = { rate: 0, perCpu: 0 };
-  let bestB: Load = { rate: 0, perCpu: 0 };
-  for (let i = 0; i < ROUNDS; i++) {
-    if (i % 2 === 0) {
-      bestA = best(bestA, measure(a, text));
-      bestB = best(bestB, measure(b, text));
-    } else {
-      bestB = best(bestB, measure(b, text));
-      bestA = best(bestA, measure(a, text));
-    }
-  }
-  return [bestA, bestB];
+  return bestOfAlternating(
+    ROUNDS,
+    () => measure(a, text),
+    () => measure(b, text),
+    maxOfEach,
+  );
 }
 
 export async function run(): Promise<BenchResult[]> {
-  const torsion = await startServer('torsion', 'bench/peers/ws-echo-torsion.ts');
+  const torsion = await startServer('torsion', serverArgv('bench/peers/ws-echo-torsion.ts'));
   try {
-    const plain = await startServer('ws on node:http', 'bench/peers/ws-echo-plain.ts');
+    const plain = await startServer('ws on node:http', serverArgv('bench/peers/ws-echo-plain.ts'));
     try {
-      const [tb, pb] = compare(torsion, plain, false);
-      const [tt, pt] = compare(torsion, plain, true);
+      const [tb, pb] = await compare(torsion, plain, false);
+      const [tt, pt] = await compare(torsion, plain, true);
       const shape = `${CONNECTIONS}x${WINDOW} in flight, ${SIZE} B`;
       const result = (name: string, t: number, p: number, unit: string, target?: number) => ({
         name,

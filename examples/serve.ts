@@ -3,7 +3,9 @@
  * [--port 8080] [--interface 127.0.0.1]` serves the example's resource as
  * the root of a `Site`, prints `listening on http://HOST:PORT/` once bound
  * (`--port 0` picks a free port), and runs the reactor until Ctrl-C or
- * SIGTERM (the reactor stops the port and lets requests in flight finish).
+ * SIGTERM (the reactor runs its before-shutdown triggers, such as one an
+ * example registered to close its WebSockets, stops the port and lets
+ * requests in flight finish).
  *
  * @example
  * ```ts
@@ -26,6 +28,16 @@ export function isMain(moduleURL: string): boolean {
   return script !== undefined && moduleURL === pathToFileURL(script).href;
 }
 
+/** Options of {@link serveExample}. */
+export interface ServeExampleOptions {
+  /**
+   * The port served when `args` has no `--port` (default `'8080'`; an
+   * `undefined` value, such as an unset `process.env.PORT`, means that
+   * default too). Checked as `--port` is.
+   */
+  defaultPort?: string | undefined;
+}
+
 /**
  * Serves `root` as told by `args` (`--port`/`-p`, `--interface`/`-i`) until
  * the reactor stops. Resolves with the process exit code: 0 after a stop,
@@ -35,13 +47,15 @@ export function isMain(moduleURL: string): boolean {
 export async function serveExample(
   root: IResource,
   args: string[] = process.argv.slice(2),
+  options: ServeExampleOptions = {},
 ): Promise<number> {
+  const defaultPort = options.defaultPort ?? '8080';
   let values: { port: string; interface: string };
   try {
     ({ values } = parseArgs({
       args,
       options: {
-        port: { type: 'string', short: 'p', default: '8080' },
+        port: { type: 'string', short: 'p', default: defaultPort },
         interface: { type: 'string', short: 'i', default: '127.0.0.1' },
       },
       strict: true,
@@ -49,7 +63,7 @@ export async function serveExample(
     }));
   } catch (error) {
     console.error(`${error instanceof Error ? error.message : String(error)}`);
-    console.error('usage: [--port 8080] [--interface 127.0.0.1]');
+    console.error(`usage: [--port ${defaultPort}] [--interface 127.0.0.1]`);
     return 2;
   }
   const portNumber = Number(values.port);

@@ -17,17 +17,15 @@
  * The default export builds the root resource (for `torsion web --resource`).
  */
 
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import type { IPv4Address } from '../src/reactor/address.js';
+import { fileURLToPath } from 'node:url';
 import type { IDelayedCall, IPushProducer, IReactorTime } from '../src/reactor/interfaces.js';
 import { reactor } from '../src/reactor/reactor.js';
 import { escapeHTML, HTTPException } from '../src/web/errors.js';
 import type { IRequest, IResource } from '../src/web/iweb.js';
 import type { RenderResult } from '../src/web/resource.js';
 import { NOT_DONE_YET, Resource } from '../src/web/resource.js';
-import { Site } from '../src/web/site.js';
 import { File } from '../src/web/static.js';
+import { isMain, serveExample } from './serve.js';
 
 /** The directory of static files next to this module. */
 export const SITE_DIRECTORY = fileURLToPath(new URL('./site/', import.meta.url));
@@ -217,32 +215,4 @@ export default function demo(): IResource {
   return createSite();
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string', short: 'p', default: '8080' },
-      interface: { type: 'string', short: 'i', default: '127.0.0.1' },
-    },
-  });
-  const portNumber = Number(values.port);
-  if (!/^\d+$/.test(values.port) || portNumber > 65535) {
-    console.error(`invalid --port: ${values.port}`);
-    return 2;
-  }
-  const site = new Site(createSite());
-  const port = reactor.listenTCP(portNumber, site, { interface: values.interface });
-  try {
-    await port.whenListening();
-  } catch (error) {
-    console.error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  }
-  const host = port.getHost() as IPv4Address;
-  console.log(`listening on http://${host.host}:${host.port}/`);
-  await reactor.run();
-  return 0;
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main();
-}
+if (isMain(import.meta.url)) process.exitCode = await serveExample(createSite());

@@ -31,15 +31,13 @@
  */
 
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import type { IPv4Address } from '../src/reactor/address.js';
 import type { Failure } from '../src/reactor/failure.js';
 import { msg } from '../src/reactor/log.js';
 import { reactor } from '../src/reactor/reactor.js';
 import type { IResource } from '../src/web/iweb.js';
 import { Resource } from '../src/web/resource.js';
-import { Site } from '../src/web/site.js';
 import { File } from '../src/web/static.js';
 import {
   CloseCode,
@@ -50,6 +48,7 @@ import {
   WebSocketResource,
   type WebSocketResourceOptions,
 } from '../src/web/websocket.js';
+import { isMain, serveExample } from './serve.js';
 import {
   ChatError,
   type ChatMember,
@@ -217,32 +216,9 @@ export default function chat(): IResource {
   return created.root;
 }
 
-async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      port: { type: 'string', short: 'p', default: process.env.PORT ?? '8080' },
-      interface: { type: 'string', short: 'i', default: '127.0.0.1' },
-    },
+// chat() registers the before-shutdown trigger that closes the WebSockets (1001).
+if (isMain(import.meta.url)) {
+  process.exitCode = await serveExample(chat(), process.argv.slice(2), {
+    defaultPort: process.env.PORT,
   });
-  const portNumber = Number(values.port);
-  if (!/^\d+$/.test(values.port) || portNumber > 65535) {
-    console.error(`invalid --port: ${values.port}`);
-    return 2;
-  }
-  const site = new Site(chat());
-  const port = reactor.listenTCP(portNumber, site, { interface: values.interface });
-  try {
-    await port.whenListening();
-  } catch (error) {
-    console.error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`);
-    return 1;
-  }
-  const host = port.getHost() as IPv4Address;
-  console.log(`listening on http://${host.host}:${host.port}/`);
-  await reactor.run();
-  return 0;
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await main();
 }

@@ -68,36 +68,22 @@ const Boom = command('Boom', { response: { x: Integer } });
 const Melt = command('Melt', { fatalErrors: { OVERHEATED: Overheated } });
 const Notify = command('Notify', { arguments: { message: Unicode }, requiresAnswer: false });
 const Nope = command('Nope');
-const Everything = command('Everything', {
-  arguments: {
-    i: Integer,
-    big: BigInteger,
-    s: Bytes,
-    u: Unicode,
-    b: Bool,
-    f: Float,
-    d: Decimal,
-    t: DateTime,
-    p: Path,
-    l: ListOf(Unicode),
-    al: AmpList({ x: Integer, y: optional(Unicode) }),
-    opt: optional(Integer),
-  },
-  response: {
-    i: Integer,
-    big: BigInteger,
-    s: Bytes,
-    u: Unicode,
-    b: Bool,
-    f: Float,
-    d: Decimal,
-    t: DateTime,
-    p: Path,
-    l: ListOf(Unicode),
-    al: AmpList({ x: Integer, y: optional(Unicode) }),
-    opt: optional(Integer),
-  },
-});
+/** Every argument type, as arguments and (the same) as the response. */
+const ALL_TYPES = {
+  i: Integer,
+  big: BigInteger,
+  s: Bytes,
+  u: Unicode,
+  b: Bool,
+  f: Float,
+  d: Decimal,
+  t: DateTime,
+  p: Path,
+  l: ListOf(Unicode),
+  al: AmpList({ x: Integer, y: optional(Unicode) }),
+  opt: optional(Integer),
+};
+const Everything = command('Everything', { arguments: ALL_TYPES, response: ALL_TYPES });
 
 /** Wire bytes Twisted 22.4 writes (captured once from amp.AMP over a StringTransport). */
 const TWISTED = {

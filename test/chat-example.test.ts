@@ -6,7 +6,6 @@
  */
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
@@ -18,6 +17,7 @@ import { addObserver, type LogEvent } from '../src/reactor/log.js';
 import type { Port } from '../src/reactor/port.js';
 import { reactor } from '../src/reactor/reactor.js';
 import { listenTCP } from '../src/reactor/tcp.js';
+import { spawnServer } from './cli-helpers.js';
 
 /** A raw TCP client speaking lines (CRLF-terminated from the server). */
 class LineClient {
@@ -271,34 +271,16 @@ describe('examples/chat.ts', () => {
 
   test('the script logs its port, chats, and stops on SIGINT', async () => {
     const script = fileURLToPath(new URL('../examples/chat.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', script, '--port', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => {
-      stdout += s;
-    });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s;
-    });
-    const exited = once(child, 'exit');
-    try {
-      while (!/listening on/.test(stdout)) {
-        await Promise.race([once(child.stdout, 'data'), exited.then(() => assert.fail(stderr))]);
-      }
-      const [, host, port] = /chat server listening on ([\d.]+):(\d+)/.exec(stdout) ?? [];
-      assert.equal(host, '127.0.0.1');
-      const client = await join(Number(port), 'zed');
-      child.kill('SIGINT');
-      await client.next('* Server shutting down');
-      await client.closed;
-      const [code, signal] = await exited;
-      assert.equal(signal, null, stderr);
-      assert.equal(code, 0, stderr);
-      assert.match(stdout, /chat server stopped/);
-    } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    }
+    const server = await spawnServer(
+      ['--import', 'tsx', script, '--port', '0'],
+      /chat server listening on ([\d.]+:\d+)/,
+    );
+    assert.equal(server.addresses[0], `127.0.0.1:${server.port}`);
+    const client = await join(server.port, 'zed');
+    const stopped = server.stop('SIGINT');
+    await client.next('* Server shutting down');
+    await client.closed;
+    assert.equal(await stopped, 0, server.stderr());
+    assert.match(server.stdout(), /chat server stopped/);
   });
 });

@@ -16,18 +16,7 @@ import {
 } from '../src/protocols/basic.js';
 import { connectedServerAndClient } from '../src/testing/pump.js';
 import { StringTransport } from '../src/testing/string-transport.js';
-
-function* cuts(data: Buffer): Generator<[string, Buffer[]]> {
-  yield ['whole', [data]];
-  for (let size = 1; size <= 9; size++) {
-    const parts: Buffer[] = [];
-    for (let i = 0; i < data.length; i += size) parts.push(data.subarray(i, i + size));
-    yield [`packets of ${size}`, parts];
-  }
-  for (let i = 1; i < data.length; i++) {
-    yield [`split at ${i}`, [data.subarray(0, i), data.subarray(i)]];
-  }
-}
+import { cuts } from './receiver-helpers.js';
 
 /** Records strings and refused lengths; `pauseOn` pauses after that string. */
 function recorder<B extends abstract new () => IntNStringReceiver>(Base: B) {

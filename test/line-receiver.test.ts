@@ -19,24 +19,12 @@ import { reactor } from '../src/reactor/reactor.js';
 import { connectTCP, listenTCP } from '../src/reactor/tcp.js';
 import { connectedServerAndClient } from '../src/testing/pump.js';
 import { StringTransport } from '../src/testing/string-transport.js';
+import { cuts } from './receiver-helpers.js';
 
 // ---------------------------------------------------------------------- helpers
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const strs = (lines: Buffer[]): string[] => lines.map((l) => l.toString('latin1'));
-
-/** Every way the tests cut `data`: whole, packets of 1–9 bytes, and two pieces at every split. */
-function* cuts(data: Buffer): Generator<[string, Buffer[]]> {
-  yield ['whole', [data]];
-  for (let size = 1; size <= 9; size++) {
-    const parts: Buffer[] = [];
-    for (let i = 0; i < data.length; i += size) parts.push(data.subarray(i, i + size));
-    yield [`packets of ${size}`, parts];
-  }
-  for (let i = 1; i < data.length; i++) {
-    yield [`split at ${i}`, [data.subarray(0, i), data.subarray(i)]];
-  }
-}
 
 function connect<P extends { makeConnection(t: StringTransport): void }>(p: P): StringTransport {
   const t = new StringTransport();

@@ -10,18 +10,7 @@ import { type NetstringParseError, NetstringReceiver } from '../src/protocols/ba
 import { addObserver, type LogEvent } from '../src/reactor/log.js';
 import { connectedServerAndClient } from '../src/testing/pump.js';
 import { StringTransport } from '../src/testing/string-transport.js';
-
-function* cuts(data: Buffer): Generator<[string, Buffer[]]> {
-  yield ['whole', [data]];
-  for (let size = 1; size <= 9; size++) {
-    const parts: Buffer[] = [];
-    for (let i = 0; i < data.length; i += size) parts.push(data.subarray(i, i + size));
-    yield [`packets of ${size}`, parts];
-  }
-  for (let i = 1; i < data.length; i++) {
-    yield [`split at ${i}`, [data.subarray(0, i), data.subarray(i)]];
-  }
-}
+import { cuts } from './receiver-helpers.js';
 
 class TestNetstring extends NetstringReceiver {
   override MAX_LENGTH = 50;

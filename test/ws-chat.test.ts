@@ -8,12 +8,13 @@
  */
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import {
   HISTORY_SIZE,
@@ -30,6 +31,7 @@ import { listenTCP } from '../src/reactor/tcp.js';
 import { Site } from '../src/web/site.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
+const execFileAsync = promisify(execFile);
 
 /** Rejects with `what` if `promise` has not settled within `seconds` (so a failure never hangs). */
 async function within<T>(promise: Promise<T>, seconds: number, what: string): Promise<T> {
@@ -436,14 +438,24 @@ describe('examples/ws-chat.ts', () => {
   });
 });
 
-/** Spawns `args` with node, waits for `listening on …PORT…` on stdout; returns the port. */
-async function spawnServer(args: string[]): Promise<{
+/**
+ * Spawns `args` with node (its environment: this one's plus `env`), waits
+ * for `listening on …PORT…` on stdout; returns the port.
+ */
+async function spawnServer(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{
   child: ChildProcess;
   port: number;
   exited: Promise<unknown[]>;
   stderr: () => string;
 }> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repo });
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: repo,
+    env: { ...process.env, ...env },
+  });
   children.add(child);
   let stdout = '';
   let stderr = '';
@@ -494,6 +506,37 @@ describe('examples/ws-chat.ts as a program', () => {
     children.delete(server.child);
     assert.equal(signal, null);
     assert.equal(code, 0, server.stderr());
+  });
+
+  test('PORT in the environment is the default port; bad flags or ports exit 2', async () => {
+    const script = join(repo, 'examples/ws-chat.ts');
+    const server = await spawnServer(['--import', 'tsx', script], { PORT: '0' });
+    assert.notEqual(server.port, 0, 'PORT=0 picked a free port');
+    await chatThrough(server.port);
+    server.child.kill('SIGTERM');
+    const [code] = await within(server.exited, 30, 'the script to exit');
+    children.delete(server.child);
+    assert.equal(code, 0, server.stderr());
+    const { PORT: _, ...withoutPort } = process.env;
+    for (const [args, env, message] of [
+      [[], { PORT: 'eighty' }, /^invalid --port: eighty$/m],
+      [['--port', '70000'], {}, /^invalid --port: 70000$/m],
+      [['--bogus'], {}, /^usage: \[--port 8080\] \[--interface 127\.0\.0\.1\]$/m],
+    ] as const) {
+      const run = await within(
+        execFileAsync(process.execPath, ['--import', 'tsx', script, ...args], {
+          cwd: repo,
+          env: { ...withoutPort, ...env },
+        }).then(
+          () => assert.fail(`${args.join(' ')} exited 0`),
+          (error: { code: number; stderr: string }) => error,
+        ),
+        30,
+        'a refused command line to exit',
+      );
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, message);
+    }
   });
 
   test('torsion web --resource examples/ws-chat.ts; SIGINT exits 0', async () => {

@@ -93,6 +93,59 @@ function appendLineData(rb: ReadBuffer, data: Buffer, delim: Buffer, scanned: nu
   rb.bridge(data, cut);
 }
 
+/**
+ * The unread bytes of a line protocol and how far they are known to hold no
+ * delimiter: the buffering and the resumable delimiter search that
+ * {@link LineReceiver} and {@link LineOnlyReceiver} share.
+ */
+class LineBuffer {
+  readonly rb = new ReadBuffer();
+  /** How many unread bytes are known not to start `scannedFor` (saves rescans). */
+  scanned = 0;
+  scannedFor: Buffer | null = null;
+
+  /**
+   * Buffers `data`. With `bridge`, a line straddling the unread tail and
+   * `data` is joined at once (see `appendLineData`); otherwise `data` is
+   * queued as it is.
+   */
+  append(data: Buffer, delim: Buffer, bridge: boolean): void {
+    const rb = this.rb;
+    if (rb.start === rb.buf.length && rb.next === null) {
+      rb.push(data);
+      this.scanned = 0;
+    } else if (bridge) {
+      appendLineData(rb, data, delim, this.scannedFor === delim ? this.scanned : 0);
+    } else {
+      rb.push(data);
+    }
+  }
+
+  /**
+   * Where the next `delim` starts in `rb.buf` (the unread bytes must not be
+   * empty), resuming where the last search for the same delimiter stopped
+   * and merging queued chunks into `rb.buf` until one is found. -1 when all
+   * the unread bytes, then in `rb.buf` alone, hold none; how far they were
+   * searched is kept for the next call.
+   */
+  find(delim: Buffer): number {
+    const rb = this.rb;
+    for (;;) {
+      const start = rb.start;
+      const from = this.scannedFor === delim ? start + this.scanned : start;
+      const idx = findDelimiter(rb.buf, delim, from);
+      if (idx !== -1) return idx;
+      if (rb.next === null) {
+        const unread = rb.buf.length - start;
+        this.scannedFor = delim;
+        this.scanned = unread >= delim.length ? unread - delim.length + 1 : 0;
+        return -1;
+      }
+      rb.merge();
+    }
+  }
+}
+
 // ====================================================================== LineReceiver
 
 /**
@@ -141,12 +194,10 @@ export abstract class LineReceiver extends PauseableProtocol {
   /** The longest line accepted, in bytes, without the delimiter (default 16384). */
   MAX_LENGTH = 16384;
 
-  readonly #rb = new ReadBuffer();
+  readonly #lines = new LineBuffer();
+  readonly #rb = this.#lines.rb;
   #lineMode = true;
   #busy = false;
-  /** How many unread bytes are known not to start `#scannedFor` (saves rescans). */
-  #scanned = 0;
-  #scannedFor: Buffer | null = null;
 
   /** `true` in line mode, `false` in raw mode. */
   get lineMode(): boolean {
@@ -164,17 +215,7 @@ export abstract class LineReceiver extends PauseableProtocol {
       rb.push(data);
       return;
     }
-    if (data.length > 0) {
-      if (rb.start === rb.buf.length && rb.next === null) {
-        rb.push(data);
-        this.#scanned = 0;
-      } else if (this.#lineMode && !this.paused) {
-        const delim = this.delimiter;
-        appendLineData(rb, data, delim, this.#scannedFor === delim ? this.#scanned : 0);
-      } else {
-        rb.push(data);
-      }
-    }
+    if (data.length > 0) this.#lines.append(data, this.delimiter, this.#lineMode && !this.paused);
     this.#busy = true;
     try {
       this.#deliver();
@@ -191,24 +232,15 @@ export abstract class LineReceiver extends PauseableProtocol {
       if (transport?.disconnecting) return;
       if (!rb.ready()) return;
       if (!this.#lineMode) {
-        this.#scanned = 0;
+        this.#lines.scanned = 0;
         this.rawDataReceived(rb.takeAll());
         continue;
       }
       const delim = this.delimiter;
-      const buf = rb.buf;
+      const idx = this.#lines.find(delim);
       const start = rb.start;
-      const from = this.#scannedFor === delim ? start + this.#scanned : start;
-      const idx = findDelimiter(buf, delim, from);
       if (idx === -1) {
-        if (rb.next !== null) {
-          rb.merge();
-          continue;
-        }
-        const unread = buf.length - start;
-        this.#scannedFor = delim;
-        this.#scanned = unread >= delim.length ? unread - delim.length + 1 : 0;
-        if (unread >= this.MAX_LENGTH + delim.length) this.#exceeded();
+        if (rb.buf.length - start >= this.MAX_LENGTH + delim.length) this.#exceeded();
         else return;
         continue;
       }
@@ -217,13 +249,13 @@ export abstract class LineReceiver extends PauseableProtocol {
         continue;
       }
       rb.start = idx + delim.length;
-      this.#scanned = 0;
+      this.#lines.scanned = 0;
       this.lineReceived(rb.view(start, idx));
     }
   }
 
   #exceeded(): void {
-    this.#scanned = 0;
+    this.#lines.scanned = 0;
     this.lineLengthExceeded(this.#rb.takeAll());
   }
 
@@ -252,7 +284,7 @@ export abstract class LineReceiver extends PauseableProtocol {
    * not delivered).
    */
   clearLineBuffer(): Buffer {
-    this.#scanned = 0;
+    this.#lines.scanned = 0;
     return this.#rb.takeAll();
   }
 
@@ -324,22 +356,13 @@ export abstract class LineOnlyReceiver extends Protocol {
   /** The longest line accepted, in bytes, without the delimiter (default 16384). */
   MAX_LENGTH = 16384;
 
-  readonly #rb = new ReadBuffer();
-  #scanned = 0;
-  #scannedFor: Buffer | null = null;
+  readonly #lines = new LineBuffer();
 
   /** Splits received bytes into lines for `lineReceived`; see the class documentation. */
   override dataReceived(data: Buffer): void {
-    const rb = this.#rb;
-    if (data.length > 0) {
-      if (rb.start === rb.buf.length && rb.next === null) {
-        rb.push(data);
-        this.#scanned = 0;
-      } else {
-        const delim = this.delimiter;
-        appendLineData(rb, data, delim, this.#scannedFor === delim ? this.#scanned : 0);
-      }
-    }
+    const lines = this.#lines;
+    const rb = lines.rb;
+    if (data.length > 0) lines.append(data, this.delimiter, true);
     for (;;) {
       const transport = this.transport as IStreamTransport | undefined;
       if (transport?.disconnecting) {
@@ -348,33 +371,24 @@ export abstract class LineOnlyReceiver extends Protocol {
       }
       if (!rb.ready()) return;
       const delim = this.delimiter;
-      const buf = rb.buf;
+      const idx = lines.find(delim);
       const start = rb.start;
-      const from = this.#scannedFor === delim ? start + this.#scanned : start;
-      const idx = findDelimiter(buf, delim, from);
       if (idx === -1) {
-        if (rb.next !== null) {
-          rb.merge();
-          continue;
-        }
-        const unread = buf.length - start;
-        this.#scannedFor = delim;
-        this.#scanned = unread >= delim.length ? unread - delim.length + 1 : 0;
-        if (unread >= this.MAX_LENGTH + delim.length) {
-          this.#scanned = 0;
+        if (rb.buf.length - start >= this.MAX_LENGTH + delim.length) {
+          lines.scanned = 0;
           this.lineLengthExceeded(rb.takeAll());
         }
         return;
       }
       if (idx - start > this.MAX_LENGTH) {
-        this.#scanned = 0;
-        const line = buf.subarray(start, idx);
+        lines.scanned = 0;
+        const line = rb.buf.subarray(start, idx);
         rb.clear();
         this.lineLengthExceeded(line);
         return;
       }
       rb.start = idx + delim.length;
-      this.#scanned = 0;
+      lines.scanned = 0;
       this.lineReceived(rb.view(start, idx));
     }
   }

@@ -10,7 +10,6 @@
  */
 
 import { Deferred } from '../reactor/deferred.js';
-import { InvalidArgumentError } from '../reactor/errors.js';
 import type { Failure } from '../reactor/failure.js';
 import type {
   ConnectTCPOptions,
@@ -24,7 +23,7 @@ import type {
   IStreamTransport,
   ITransport,
 } from '../reactor/interfaces.js';
-import { msg } from '../reactor/log.js';
+import { BaseFactory, withProtocol } from './base-factory.js';
 
 /**
  * A protocol class: anything `new`-able that makes protocols. Its constructor
@@ -32,17 +31,6 @@ import { msg } from '../reactor/log.js';
  * {@link ClientCreator}).
  */
 export type ProtocolClass<P extends IProtocol = IProtocol> = new (...args: never[]) => P;
-
-/** Sets a factory's protocol class and constructor arguments; returns the factory. */
-function withProtocol<F extends Factory<P>, P extends IProtocol, A extends unknown[]>(
-  factory: F,
-  protocol: new (...args: A) => P,
-  args: A,
-): F {
-  factory.protocol = protocol as unknown as ProtocolClass<P>;
-  factory.protocolArgs = args;
-  return factory;
-}
 
 // ====================================================================== Protocol
 
@@ -115,19 +103,10 @@ export class Protocol<T extends ITransport = IStreamTransport> implements IProto
  *
  * @typeParam P - the protocol type `buildProtocol` returns.
  */
-export class Factory<P extends IProtocol = Protocol> implements IProtocolFactory {
-  /** The protocol class `buildProtocol` instantiates; `null` until set. */
-  protocol: ProtocolClass<P> | null = null;
-
-  /** Arguments given to the protocol's constructor. */
-  protocolArgs: readonly unknown[] = [];
-
-  /** How many ports/connectors currently use this factory (see `doStart`). */
-  numPorts = 0;
-
-  /** Log `Starting factory` / `Stopping factory` messages (default `false`). */
-  noisy = false;
-
+export class Factory<P extends IProtocol = Protocol>
+  extends BaseFactory<P>
+  implements IProtocolFactory
+{
   /**
    * A new factory of this class whose `buildProtocol` makes
    * `new protocol(...args)`.
@@ -147,49 +126,9 @@ export class Factory<P extends IProtocol = Protocol> implements IProtocolFactory
    * @throws InvalidArgumentError if {@link Factory.protocol} is not set.
    */
   buildProtocol(_addr: IAddress): P | null {
-    const ProtocolCtor = this.protocol as (new (...args: readonly unknown[]) => P) | null;
-    if (ProtocolCtor === null) {
-      throw new InvalidArgumentError(`${this.constructor.name}.protocol is not set`);
-    }
-    const protocol = new ProtocolCtor(...this.protocolArgs);
+    const protocol = this.instantiateProtocol();
     (protocol as P & { factory: unknown }).factory = this;
     return protocol;
-  }
-
-  /**
-   * A port or connector starts using this factory: on the first one,
-   * `startFactory()`. Called by the reactor, not by users.
-   */
-  doStart(): void {
-    if (this.numPorts === 0) {
-      if (this.noisy) msg(`Starting factory ${String(this)}`);
-      this.startFactory();
-    }
-    this.numPorts++;
-  }
-
-  /**
-   * A port or connector stops using this factory: on the last one,
-   * `stopFactory()`. Extra calls (count already 0) are ignored.
-   */
-  doStop(): void {
-    if (this.numPorts === 0) return;
-    this.numPorts--;
-    if (this.numPorts === 0) {
-      if (this.noisy) msg(`Stopping factory ${String(this)}`);
-      this.stopFactory();
-    }
-  }
-
-  /** Called once before the first port/connector uses the factory. No-op by default. */
-  startFactory(): void {}
-
-  /** Called once after the last port/connector stopped using it. No-op by default. */
-  stopFactory(): void {}
-
-  /** `<ClassName>`, for logs. */
-  toString(): string {
-    return `<${this.constructor.name}>`;
   }
 }
 

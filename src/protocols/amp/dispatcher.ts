@@ -59,6 +59,15 @@ export interface IResponderLocator {
 export type CallArguments<A extends ArgumentSchema> =
   Record<never, never> extends ArgumentsIn<A> ? [args?: ArgumentsIn<A>] : [args: ArgumentsIn<A>];
 
+/**
+ * What `callRemote` returns for a command with response schema `R` whose
+ * `requiresAnswer` is `RA`: a Deferred of the decoded response for `true`,
+ * `undefined` for `false`, and either for `boolean` (not known statically).
+ */
+export type CallRemoteResult<R extends ArgumentSchema, RA extends boolean> = RA extends true
+  ? Deferred<ArgumentsOut<R>>
+  : undefined;
+
 const NO_ARGUMENTS: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /**
@@ -151,38 +160,26 @@ export class BoxDispatcher implements IBoxReceiver {
   /**
    * Sends a typed command (see `AMP.callRemote` for the contract).
    */
-  callRemote<A extends ArgumentSchema, R extends ArgumentSchema>(
-    command: Command<A, R, false>,
+  callRemote<A extends ArgumentSchema, R extends ArgumentSchema, RA extends boolean>(
+    command: Command<A, R, RA>,
     ...args: CallArguments<A>
-  ): undefined;
-  callRemote<A extends ArgumentSchema, R extends ArgumentSchema>(
-    command: Command<A, R, true>,
-    ...args: CallArguments<A>
-  ): Deferred<ArgumentsOut<R>>;
-  callRemote<A extends ArgumentSchema, R extends ArgumentSchema>(
-    command: Command<A, R, boolean>,
-    ...args: CallArguments<A>
-  ): Deferred<ArgumentsOut<R>> | undefined;
-  callRemote<A extends ArgumentSchema, R extends ArgumentSchema>(
-    command: Command<A, R, boolean>,
-    ...args: CallArguments<A>
-  ): Deferred<ArgumentsOut<R>> | undefined {
+  ): CallRemoteResult<R, RA> {
     const values = (args[0] ?? NO_ARGUMENTS) as ArgumentsIn<A>;
     if (!command.requiresAnswer) {
       this.#sendBoxCommand(command.name, command.makeArguments(values, this.proto), false);
-      return undefined;
+      return undefined as CallRemoteResult<R, RA>;
     }
     let box: AmpBox;
     try {
       box = command.makeArguments(values, this.proto);
     } catch (error) {
-      return fail(error);
+      return fail(error) as CallRemoteResult<R, RA>;
     }
     const sent = this.#sendBoxCommand(command.name, box, true) as Deferred<AmpBox>;
     const erased = command as unknown as Command;
     return sent
       .addCallback(parseAnswer, erased, this.proto)
-      .addErrback(massageError, erased) as Deferred<ArgumentsOut<R>>;
+      .addErrback(massageError, erased) as CallRemoteResult<R, RA>;
   }
 
   #sendBoxCommand(

@@ -39,6 +39,7 @@ import type { Command } from './command.js';
 import {
   BoxDispatcher,
   type CallArguments,
+  type CallRemoteResult,
   type IResponderLocator,
   type Responder,
 } from './dispatcher.js';
@@ -244,26 +245,15 @@ export class AMP extends BinaryBoxProtocol implements IResponderLocator {
    *   connection to TLS (see its module), failing with `TLSNotAvailable` or
    *   `OnlyOneTLS` at once when it cannot.
    */
-  callRemote<A extends ArgumentSchema, R extends ArgumentSchema>(
-    command: Command<A, R, false>,
+  callRemote<A extends ArgumentSchema, R extends ArgumentSchema, RA extends boolean>(
+    command: Command<A, R, RA>,
     ...args: CallArguments<A>
-  ): undefined;
-  callRemote<A extends ArgumentSchema, R extends ArgumentSchema>(
-    command: Command<A, R, true>,
-    ...args: CallArguments<A>
-  ): Deferred<ArgumentsOut<R>>;
-  callRemote<A extends ArgumentSchema, R extends ArgumentSchema>(
-    command: Command<A, R, boolean>,
-    ...args: CallArguments<A>
-  ): Deferred<ArgumentsOut<R>> | undefined;
-  callRemote<A extends ArgumentSchema, R extends ArgumentSchema>(
-    command: Command<A, R, boolean>,
-    ...args: CallArguments<A>
-  ): Deferred<ArgumentsOut<R>> | undefined {
+  ): CallRemoteResult<R, RA> {
     if (command instanceof StartTLSCommand) {
-      return this.#callStartTLS(command, (args[0] ?? {}) as { tls?: ClientTLSOptions | null }) as
-        | Deferred<ArgumentsOut<R>>
-        | undefined;
+      return this.#callStartTLS(
+        command,
+        (args[0] ?? {}) as { tls?: ClientTLSOptions | null },
+      ) as CallRemoteResult<R, RA>;
     }
     return this.dispatcher.callRemote(command, ...args);
   }

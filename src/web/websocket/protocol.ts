@@ -10,10 +10,9 @@
  * @module
  */
 
-import { InvalidArgumentError } from '../../reactor/errors.js';
+import { BaseFactory, withProtocol } from '../../protocols/base-factory.js';
 import type { Failure } from '../../reactor/failure.js';
 import type { IAddress, IConsumer, IPushProducer } from '../../reactor/interfaces.js';
-import { msg } from '../../reactor/log.js';
 import type { WebSocketClosed } from './errors.js';
 import type { WebSocketRequestInfo } from './request-info.js';
 
@@ -213,29 +212,16 @@ export type WebSocketProtocolClass<P extends WebSocketProtocol = WebSocketProtoc
  *
  * @typeParam P - the protocol type `buildProtocol` returns.
  */
-export class WebSocketFactory<P extends WebSocketProtocol = WebSocketProtocol> {
-  /** The protocol class `buildProtocol` instantiates; `null` until set. */
-  protocol: WebSocketProtocolClass<P> | null = null;
-
-  /** Arguments given to the protocol's constructor. */
-  protocolArgs: readonly unknown[] = [];
-
-  /** How many users (resources, connection attempts) currently use this factory. */
-  numPorts = 0;
-
-  /** Log `Starting factory` / `Stopping factory` messages (default `false`). */
-  noisy = false;
-
+export class WebSocketFactory<
+  P extends WebSocketProtocol = WebSocketProtocol,
+> extends BaseFactory<P> {
   /** A new factory of this class whose `buildProtocol` makes `new protocol(...args)`. */
   static forProtocol<P extends WebSocketProtocol, A extends unknown[]>(
     this: new () => WebSocketFactory<NoInfer<P>>,
     protocol: new (...args: A) => P,
     ...args: A
   ): WebSocketFactory<P> {
-    const factory = new this();
-    factory.protocol = protocol as unknown as WebSocketProtocolClass<P>;
-    factory.protocolArgs = args;
-    return factory;
+    return withProtocol(new this(), protocol, args);
   }
 
   /**
@@ -251,44 +237,10 @@ export class WebSocketFactory<P extends WebSocketProtocol = WebSocketProtocol> {
    * @throws InvalidArgumentError if {@link protocol} is not set.
    */
   buildProtocol(request: WebSocketRequestInfo): P | null {
-    const ProtocolCtor = this.protocol as (new (...args: readonly unknown[]) => P) | null;
-    if (ProtocolCtor === null) {
-      throw new InvalidArgumentError(`${this.constructor.name}.protocol is not set`);
-    }
-    const protocol = new ProtocolCtor(...this.protocolArgs);
+    const protocol = this.instantiateProtocol();
     protocol.factory = this as unknown as WebSocketFactory;
     protocol.request = request;
     return protocol;
-  }
-
-  /** A user starts using this factory: on the first one, `startFactory()`. */
-  doStart(): void {
-    if (this.numPorts === 0) {
-      if (this.noisy) msg(`Starting factory ${String(this)}`);
-      this.startFactory();
-    }
-    this.numPorts++;
-  }
-
-  /** A user stops using this factory: on the last one, `stopFactory()`. Extra calls are ignored. */
-  doStop(): void {
-    if (this.numPorts === 0) return;
-    this.numPorts--;
-    if (this.numPorts === 0) {
-      if (this.noisy) msg(`Stopping factory ${String(this)}`);
-      this.stopFactory();
-    }
-  }
-
-  /** Called once before the first user. No-op by default. */
-  startFactory(): void {}
-
-  /** Called once after the last user stopped. No-op by default. */
-  stopFactory(): void {}
-
-  /** `<ClassName>`, for logs. */
-  toString(): string {
-    return `<${this.constructor.name}>`;
   }
 }
 
