@@ -275,6 +275,118 @@ describe('HTTPChannel: pipelining', () => {
   });
 });
 
+// ---------------------------------------------------------------------- output encoding
+
+/** Answers `/len/N` with N bytes ('x'), `/big-header` with a 40 KiB header, `/wait` later. */
+class Sizes extends Resource {
+  override isLeaf = true;
+  readonly waiting: IRequest[] = [];
+  override render(request: IRequest): RenderResult {
+    const path = request.path;
+    if (path.startsWith('/len/')) return Buffer.alloc(Number(path.slice(5)), 0x78);
+    if (path === '/big-header') {
+      request.setHeader('X-Big', 'b'.repeat(40 * 1024));
+      return 'big header';
+    }
+    if (path === '/reason') {
+      request.setResponseCode(299, 'Caf\xe9 Fine');
+      request.setHeader('Date', 'Sun, 06 Nov 1994 08:49:37 GMT');
+      return 'r';
+    }
+    if (path === '/wait') {
+      this.waiting.push(request);
+      return NOT_DONE_YET;
+    }
+    return 'ok';
+  }
+}
+
+describe('HTTPChannel: response encoding', () => {
+  test('Content-Length of every size (cached lines and computed ones), each ending', () => {
+    const lengths = [0, 1, 9, 10, 99, 1023, 1024, 4096, 4097, 20000, 70000];
+    const c = memoryConnection(new Sizes());
+    c.feed(lengths.map((n) => GET(`/len/${n}`)).join(''));
+    const rs = responses(
+      c,
+      lengths.map(() => 'GET'),
+      false,
+    );
+    assert.deepEqual(
+      rs.map((r) => [header(r, 'content-length'), r.body.length]),
+      lengths.map((n) => [String(n), n]),
+    );
+    for (const r of rs)
+      assert.equal(
+        r.body.every((b) => b === 0x78),
+        true,
+        'body bytes',
+      );
+    // The same lengths ending with Connection: close, and with HTTP/1.0 keep-alive.
+    for (const [wire, connection] of [
+      ['GET /len/14 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n', 'close'],
+      ['GET /len/14 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', 'keep-alive'],
+      ['GET /len/5000 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', 'keep-alive'],
+    ] as const) {
+      const d = memoryConnection(new Sizes());
+      d.feed(wire);
+      const [r] = responses(d, ['GET'], false);
+      assert.equal(header(r!, 'connection'), connection);
+      assert.match(r!.head, /\r\nContent-Length: \d+\r\nConnection: [a-z-]+\r\n\r\n$/);
+    }
+  });
+
+  test('a head too big to gather is written on its own, in order', () => {
+    const c = memoryConnection(new Sizes());
+    c.feed(`${GET('/len/3')}${GET('/big-header')}${GET('/len/4')}`);
+    const rs = responses(c, ['GET', 'GET', 'GET'], false);
+    assert.deepEqual(
+      rs.map((r) => r.body.toString()),
+      ['xxx', 'big header', 'xxxx'],
+    );
+    assert.equal(header(rs[1]!, 'x-big')!.length, 40 * 1024);
+  });
+
+  test('a custom reason phrase and a resource-set Date are encoded as latin1', () => {
+    const c = memoryConnection(new Sizes());
+    c.feed(GET('/reason'));
+    const text = c.written().toString('latin1');
+    assert.match(
+      text,
+      /^HTTP\/1\.1 299 Caf\xe9 Fine\r\nServer: torsion\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n/,
+    );
+    assert.equal((text.match(/\r\nDate: /g) ?? []).length, 1, 'the channel adds no second Date');
+  });
+
+  test('a response written for another connection while one reads goes out at once, and both stay in order', () => {
+    const root = new Sizes();
+    const a = memoryConnection(root);
+    const b = memoryConnection(root, {}, a.site);
+    b.feed(GET('/wait'));
+    const waiting = root.waiting[0]!;
+    // While `a` handles its read, its resource answers `b`'s pending request.
+    const answering = new (class extends Resource {
+      override isLeaf = true;
+      override render(request: IRequest): RenderResult {
+        if (!waiting.finished) {
+          waiting.setHeader('X-From', 'a');
+          waiting.write('answered from a');
+          waiting.finish();
+        }
+        return `a:${request.path}`;
+      }
+    })();
+    const c = memoryConnection(answering, {}, undefined);
+    c.feed(`${GET('/1')}${GET('/2')}`);
+    assert.deepEqual(
+      responses(c, ['GET', 'GET'], false).map((r) => r.body.toString()),
+      ['a:/1', 'a:/2'],
+    );
+    const [rb] = responses(b, ['GET'], false);
+    assert.equal(rb!.body.toString(), 'answered from a');
+    assert.equal(header(rb!, 'x-from'), 'a');
+  });
+});
+
 // ---------------------------------------------------------------------- strictness
 
 describe('HTTPChannel: strictness', () => {
@@ -398,6 +510,88 @@ describe('HTTPChannel: Expect: 100-continue', () => {
       ),
     );
     assert.doesNotMatch(d.written().toString(), /100 Continue/, 'not read, not asked');
+  });
+});
+
+describe('HTTPChannel: Expect other than 100-continue (417)', () => {
+  test('no body: 417 in its turn, not dispatched, the connection lives on', async () => {
+    const root = new Recorder();
+    const c = memoryConnection(root);
+    c.feed(
+      'GET /slow HTTP/1.1\r\nHost: h\r\n\r\n' +
+        'GET /x HTTP/1.1\r\nHost: h\r\nExpect: Foo\r\n\r\n' +
+        'GET /y HTTP/1.1\r\nHost: h\r\n\r\n',
+    );
+    assert.equal(c.written().length, 0, 'nothing before the slow response');
+    root.slow[0]!.callback('slow');
+    const rs = responses(c, ['GET', 'GET', 'GET'], false);
+    assert.deepEqual(
+      rs.map((r) => r.status),
+      [200, 417, 200],
+    );
+    assert.equal(rs[1]!.reason, 'Expectation Failed');
+    assert.equal(header(rs[1]!, 'connection'), undefined, 'keep-alive');
+    assert.match(rs[1]!.body.toString(), /^417 Expectation Failed/);
+    assert.deepEqual(root.seen, ['GET /slow', 'GET /y']);
+    assert.equal(c.closed(), false);
+  });
+
+  test('a body complete before its turn: 417, the body dropped, the connection lives on', () => {
+    const root = new Recorder();
+    const c = memoryConnection(root);
+    c.feed(
+      'GET /slow HTTP/1.1\r\nHost: h\r\n\r\n' +
+        'POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue, x-other\r\nContent-Length: 4\r\n\r\ndata' +
+        'GET /after HTTP/1.1\r\nHost: h\r\n\r\n',
+    );
+    root.slow[0]!.callback('slow');
+    const rs = responses(c, ['GET', 'POST', 'GET'], false);
+    assert.deepEqual(
+      rs.map((r) => r.status),
+      [200, 417, 200],
+    );
+    assert.equal(header(rs[1]!, 'connection'), undefined);
+    assert.doesNotMatch(c.written().toString(), /100 Continue/);
+    assert.deepEqual(root.seen, ['GET /slow', 'GET /after']);
+    assert.equal(c.closed(), false);
+  });
+
+  test('a body still arriving in its turn: 417 with Connection: close (it may be withheld)', () => {
+    const root = new Recorder();
+    const c = memoryConnection(root);
+    c.feed('POST /echo HTTP/1.1\r\nHost: h\r\nExpect: x-other\r\nContent-Length: 4\r\n\r\nda');
+    const [r] = responses(c, ['POST']);
+    assert.equal(r!.status, 417);
+    assert.equal(header(r!, 'connection'), 'close');
+    assert.equal(c.closed(), true);
+    assert.deepEqual(root.seen, []);
+  });
+
+  test('a body not yet received: 417 with Connection: close, then closed (never read as requests)', () => {
+    const root = new Recorder();
+    const c = memoryConnection(root);
+    c.feed('PUT /echo HTTP/1.1\r\nHost: h\r\nExpect: wait-for-me\r\nContent-Length: 40\r\n\r\n');
+    const [r] = responses(c, ['PUT']);
+    assert.equal(r!.status, 417);
+    assert.equal(header(r!, 'connection'), 'close');
+    assert.equal(c.closed(), true);
+    c.feed('GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n');
+    assert.deepEqual(root.seen, []);
+    const chunked = memoryConnection(root);
+    chunked.feed(
+      'POST /echo HTTP/1.1\r\nHost: h\r\nExpect: x\r\nTransfer-Encoding: chunked\r\n\r\n',
+    );
+    assert.equal(responses(chunked, ['POST'])[0]!.status, 417);
+    assert.equal(chunked.closed(), true);
+    assert.deepEqual(root.seen, []);
+  });
+
+  test('HTTP/1.0 ignores Expect (as it does 100-continue)', () => {
+    const root = new Recorder();
+    const c = memoryConnection(root);
+    c.feed('GET /old HTTP/1.0\r\nExpect: foo\r\n\r\n');
+    assert.equal(responses(c, ['GET'])[0]!.status, 200);
+    assert.deepEqual(root.seen, ['GET /old']);
   });
 });
 

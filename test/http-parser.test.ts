@@ -40,6 +40,7 @@ interface HeadSummary {
   chunked: boolean;
   keepAlive: boolean;
   expectContinue: boolean;
+  expectationFailed: boolean;
   upgrade: boolean;
 }
 
@@ -54,6 +55,7 @@ function summary(head: RequestHead): HeadSummary {
     chunked: head.chunked,
     keepAlive: head.keepAlive,
     expectContinue: head.expectContinue,
+    expectationFailed: head.expectationFailed,
     upgrade: head.upgrade,
   };
 }
@@ -146,6 +148,7 @@ function head(partial: Partial<HeadSummary> & { headers: [string, string][] }): 
     chunked: false,
     keepAlive: true,
     expectContinue: false,
+    expectationFailed: false,
     upgrade: false,
     ...partial,
   };
@@ -610,9 +613,75 @@ describe('valid requests, fed whole, byte by byte and at every split', () => {
     ],
     [
       'Expect in HTTP/1.0 is ignored',
-      'GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n',
+      'GET / HTTP/1.0\r\nConnection: keep-alive\r\nExpect: foo\r\n\r\n' +
+        'GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n',
       [
+        req(
+          head({
+            version: '1.0',
+            headers: [
+              ['Connection', 'keep-alive'],
+              ['Expect', 'foo'],
+            ],
+          }),
+        ),
+        done(),
         req(head({ version: '1.0', keepAlive: false, headers: [['Expect', '100-continue']] })),
+        done(),
+      ],
+    ],
+    [
+      'Expect: other members are an expectation that failed (with or without 100-continue)',
+      'GET /a HTTP/1.1\r\nHost: h\r\nExpect: foo\r\n\r\n' +
+        'GET /b HTTP/1.1\r\nHost: h\r\nExpect: 100-CONTINUE , x=1\r\n\r\n' +
+        'GET /c HTTP/1.1\r\nHost: h\r\nExpect: 100-continue;p=1\r\n\r\n' +
+        'GET /d HTTP/1.1\r\nHost: h\r\nExpect: ,\t, 100-continue ,\r\nExpect:\r\n\r\n',
+      [
+        req(
+          head({
+            target: '/a',
+            expectationFailed: true,
+            headers: [
+              ['Host', 'h'],
+              ['Expect', 'foo'],
+            ],
+          }),
+        ),
+        done(),
+        req(
+          head({
+            target: '/b',
+            expectContinue: true,
+            expectationFailed: true,
+            headers: [
+              ['Host', 'h'],
+              ['Expect', '100-CONTINUE , x=1'],
+            ],
+          }),
+        ),
+        done(),
+        req(
+          head({
+            target: '/c',
+            expectationFailed: true,
+            headers: [
+              ['Host', 'h'],
+              ['Expect', '100-continue;p=1'],
+            ],
+          }),
+        ),
+        done(),
+        req(
+          head({
+            target: '/d',
+            expectContinue: true,
+            headers: [
+              ['Host', 'h'],
+              ['Expect', ',\t, 100-continue ,'],
+              ['Expect', ''],
+            ],
+          }),
+        ),
         done(),
       ],
     ],
@@ -1503,6 +1572,88 @@ describe('pause and resume', () => {
     h.parser.resume();
     assert.equal(h.parser.execute(bytes(NEXT)), NEXT.length);
     assert.equal(h.heads.length, 1);
+  });
+});
+
+describe('heads whose fields are decoded on first use', () => {
+  /** Keeps the heads; reads nothing from them. */
+  class Keeper implements ParserHandler {
+    heads: RequestHead[] = [];
+    onRequest(head: RequestHead): void {
+      this.heads.push(head);
+    }
+    onBody(): void {}
+    onMessageComplete(): void {}
+    onError(error: HTTPParseError): void {
+      throw error;
+    }
+  }
+
+  const wire = (method: string, target: string, fields: string): string =>
+    `${method} ${target} HTTP/1.1\r\nHost: h\r\n${fields}\r\n`;
+
+  test('a repeated target: each head has its own fields, read after later heads were parsed', () => {
+    const keeper = new Keeper();
+    const parser = new RequestParser(keeper);
+    // Two inputs, each with two requests for the same target; the fields
+    // differ; nothing is read until every input has been parsed.
+    parser.execute(bytes(wire('GET', '/same', 'X-N: 1\r\n') + wire('GET', '/same', 'X-N: 2\r\n')));
+    const second = bytes(wire('GET', '/same', 'X-N: 3\r\n') + wire('POST', '/same', 'X-N: 4\r\n'));
+    parser.execute(second);
+    parser.execute(bytes(wire('PURGE', '/same', 'X-N: 5\r\n'))); // an uncommon method
+    assert.deepEqual(
+      keeper.heads.map((h) => [h.method, h.target, h.headers.get('x-n'), h.headers.get('host')]),
+      [
+        ['GET', '/same', '1', 'h'],
+        ['GET', '/same', '2', 'h'],
+        ['GET', '/same', '3', 'h'],
+        ['POST', '/same', '4', 'h'],
+        ['PURGE', '/same', '5', 'h'],
+      ],
+    );
+    assert.deepEqual(
+      [...keeper.heads[3]!.headers],
+      [
+        ['Host', 'h'],
+        ['X-N', '4'],
+      ],
+    );
+    assert.equal(keeper.heads[0]!.headers, keeper.heads[0]!.headers, 'made once');
+  });
+
+  test('a request line in one input and its fields in the next; a same-length target that differs', () => {
+    const keeper = new Keeper();
+    const parser = new RequestParser(keeper);
+    parser.execute(bytes(wire('GET', '/aaa', 'A: 1\r\n')));
+    parser.execute(bytes('GET /aab HTTP/1.1\r\n'));
+    parser.execute(bytes('Host: h\r\nB: 2\r\n\r\n'));
+    parser.execute(bytes(wire('GET', '/aab', 'C: 3\r\n')));
+    assert.deepEqual(
+      keeper.heads.map((h) => [h.target, [...h.headers]]),
+      [
+        [
+          '/aaa',
+          [
+            ['Host', 'h'],
+            ['A', '1'],
+          ],
+        ],
+        [
+          '/aab',
+          [
+            ['Host', 'h'],
+            ['B', '2'],
+          ],
+        ],
+        [
+          '/aab',
+          [
+            ['Host', 'h'],
+            ['C', '3'],
+          ],
+        ],
+      ],
+    );
   });
 });
 

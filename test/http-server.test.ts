@@ -191,6 +191,55 @@ describe('HTTP server (sockets): protocol', () => {
     await other.close();
   });
 
+  test('Expect other than 100-continue: 417 on the wire, keep-alive without a body', async () => {
+    const client = new RawClient(server.portNumber);
+    client.write(
+      `GET /e417?a HTTP/1.1\r\nHost: h\r\nExpect: unknown-thing\r\n\r\n${GET('/e417?b')}`,
+    );
+    const rs = await client.responses(['GET', 'GET']);
+    assert.deepEqual(
+      rs.map((r) => `${r.status} ${r.reason}`),
+      ['417 Expectation Failed', '200 OK'],
+    );
+    assert.equal(header(rs[0]!, 'connection'), undefined);
+    assert.equal(client.ended, false, 'the connection lives on');
+    assert.ok(!root.seen.includes('GET /e417?a'), 'the 417 request is never dispatched');
+    assert.ok(root.seen.includes('GET /e417?b'), 'the next one is');
+    await client.close();
+
+    // Any case of 100-continue is not an expectation failure.
+    const cont = new RawClient(server.portNumber);
+    cont.write(
+      'POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-CONTINUE\r\nContent-Length: 2\r\n\r\n',
+    );
+    await cont.until(() => cont.data().toString().includes('\r\n\r\n'));
+    assert.equal(cont.data().toString(), 'HTTP/1.1 100 Continue\r\n\r\n');
+    cont.write('ok');
+    assert.equal((await cont.responses(['POST']))[0]!.body.toString(), 'ok');
+    await cont.close();
+  });
+
+  test('Expect other than 100-continue with a body withheld: 417, Connection: close, closed', async () => {
+    const client = new RawClient(server.portNumber);
+    client.write(
+      'POST /e417?withheld HTTP/1.1\r\nHost: h\r\nExpect: 100-continue, x-more\r\nContent-Length: 37\r\n\r\n',
+    );
+    await client.untilEnded();
+    // What would have been the body, as a request: never read.
+    client.write(GET('/e417?smuggled'));
+    const { responses, rest } = parseResponses(client.data(), ['POST', 'GET']);
+    assert.equal(rest, 0);
+    assert.equal(responses.length, 1);
+    assert.equal(responses[0]!.status, 417);
+    assert.equal(header(responses[0]!, 'connection'), 'close');
+    assert.doesNotMatch(client.data().toString(), /100 Continue/);
+    assert.ok(
+      !root.seen.some((s) => s.includes('/e417?withheld') || s.includes('/e417?smuggled')),
+      'nothing dispatched',
+    );
+    await client.close();
+  });
+
   test('chunked both ways, with trailers', async () => {
     const client = new RawClient(server.portNumber);
     client.write(
@@ -559,6 +608,9 @@ const VALID: string[] = [
   'GET /ok HTTP/1.1\r\nHost: h\r\nCookie: a=b; c=d\r\nAccept: */*\r\n\r\n',
   `GET /ok HTTP/1.1\r\nHost: h\r\nX-Long: ${'v'.repeat(4000)}\r\n\r\n`,
   'POST /ok HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\r\na=1&b=2',
+  // An expectation the server cannot meet: 417 from both (HTTP/1.1 only).
+  'GET /ok HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\n\r\n',
+  'GET /ok HTTP/1.0\r\nExpect: something-else\r\n\r\n',
 ];
 
 describe('HTTP server (sockets): differential against node:http', () => {

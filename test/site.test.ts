@@ -6,7 +6,8 @@
  */
 
 import assert from 'node:assert/strict';
-import { readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -271,6 +272,105 @@ describe('Site: access log (combined log format)', () => {
       );
     } finally {
       await rm(path, { force: true });
+    }
+  });
+});
+
+/** Waits (10 ms steps, at most 3 s) until `test()` holds; fails with `what` otherwise. */
+async function eventually(what: string, test: () => Promise<boolean> | boolean): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await test()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`timed out waiting for: ${what}`);
+}
+
+const fileText = (path: string): Promise<string> => readFile(path, 'utf8').catch(() => '');
+
+describe('Site: access log reopening (SIGHUP)', () => {
+  test('SIGHUP after a rename: old lines stay in the moved file, new ones go to a new file; the handler leaves at shutdown', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'torsion-logrotate-'));
+    const path = join(dir, 'access.log');
+    const listeners = process.listenerCount('SIGHUP');
+    try {
+      const c = memoryConnection(
+        leaf(() => 'ok'),
+        { accessLog: path },
+      );
+      assert.equal(process.listenerCount('SIGHUP'), listeners, 'no handler before the file opens');
+      c.feed(GET('/one'));
+      assert.equal(process.listenerCount('SIGHUP'), listeners + 1, 'a handler while it is open');
+      await eventually('the first line', async () => (await fileText(path)).includes('/one'));
+
+      await rename(path, `${path}.1`);
+      assert.equal(existsSync(path), false);
+      // Safe only with our handler installed (Node's default would end the process).
+      assert.equal(process.listenerCount('SIGHUP') > listeners, true, 'handler installed');
+      process.kill(process.pid, 'SIGHUP');
+      await eventually('the reopened file', () => existsSync(path));
+      c.feed(GET('/two'));
+      await eventually('the line after the reopen', async () =>
+        (await fileText(path)).includes('/two'),
+      );
+      const rotated = await fileText(`${path}.1`);
+      const fresh = await fileText(path);
+      assert.match(rotated, /^[^\n]*"GET \/one HTTP\/1\.1" 200 2 "-" "-"\n$/);
+      assert.match(fresh, /^[^\n]*"GET \/two HTTP\/1\.1" 200 2 "-" "-"\n$/);
+
+      // reopenLog() directly does the same (no rename: the same file, appended to).
+      c.site.reopenLog();
+      c.feed(GET('/three'));
+      await eventually('the line after reopenLog()', async () =>
+        (await fileText(path)).includes('/three'),
+      );
+      assert.equal((await fileText(path)).split('\n').length, 3, 'two lines, appended');
+
+      c.lose();
+      await c.site.shutdown();
+      assert.equal(process.listenerCount('SIGHUP'), listeners, 'the handler left at shutdown');
+      c.site.reopenLog(); // after shutdown: nothing to reopen, nothing installed
+      assert.equal(process.listenerCount('SIGHUP'), listeners);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('two sites share one handler; reopenLog() ignores stream logs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'torsion-logrotate-'));
+    const listeners = process.listenerCount('SIGHUP');
+    try {
+      const a = memoryConnection(
+        leaf(() => 'a'),
+        { accessLog: join(dir, 'a.log') },
+      );
+      const b = memoryConnection(
+        leaf(() => 'b'),
+        { accessLog: join(dir, 'b.log') },
+      );
+      a.feed(GET('/a'));
+      b.feed(GET('/b'));
+      assert.equal(process.listenerCount('SIGHUP'), listeners + 1, 'one process listener');
+      a.lose();
+      await a.site.shutdown();
+      assert.equal(process.listenerCount('SIGHUP'), listeners + 1, 'still needed by b');
+      b.lose();
+      await b.site.shutdown();
+      assert.equal(process.listenerCount('SIGHUP'), listeners);
+
+      const log = collector();
+      const c = memoryConnection(
+        leaf(() => 'ok'),
+        { accessLog: log.stream },
+      );
+      c.feed(GET('/x'));
+      c.site.reopenLog();
+      c.feed(GET('/y'));
+      await turn();
+      assert.equal(log.lines().length, 2, 'the stream was not ended');
+      assert.equal(log.stream.writableEnded, false);
+      assert.equal(process.listenerCount('SIGHUP'), listeners, 'no handler for a stream log');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

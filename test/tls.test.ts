@@ -43,6 +43,7 @@ import type {
 } from '../src/reactor/interfaces.js';
 import type { Port } from '../src/reactor/port.js';
 import { reactor } from '../src/reactor/reactor.js';
+import type { StreamTransport } from '../src/reactor/stream.js';
 import { connectTCP, listenTCP } from '../src/reactor/tcp.js';
 import {
   connectSSL,
@@ -85,6 +86,11 @@ function errorOf(protocol: { reason: Failure | null }): Error {
 
 function portOf(port: Port): number {
   return (port.getHost() as IPv4Address).port;
+}
+
+/** The transport's `secure` getter (not part of ITLSTransport's type). */
+function secureOf(protocol: { transport: unknown }): boolean {
+  return (protocol.transport as StreamTransport).secure;
 }
 
 /** Records a connection's events; each is awaitable. */
@@ -306,9 +312,13 @@ describe('listenSSL / connectSSL', () => {
     assert.equal(peer.subject.CN, 'localhost');
     assert.match(peer.subjectaltname ?? '', /DNS:localhost/);
     assert.equal(server.transport.getPeerCertificate(), null, 'the client sent no certificate');
+    assert.equal(secureOf(client), true, 'a connectSSL transport is secure');
+    assert.equal(secureOf(server), true, 'a listenSSL transport is secure');
+    assert.equal((server.transport as StreamTransport).isSecure(), true, 'isSecure() agrees');
     client.transport.loseConnection();
     await server.lost;
     assert.equal(client.transport.getPeerCertificate(), null, 'null once closed');
+    assert.equal(secureOf(client), true, 'still secure once closed');
     await stop(port);
   });
 
@@ -636,7 +646,11 @@ class LineSide extends Recorder {
   handshakes = 0;
   readonly handshaken = new Deferred<void>();
 
+  /** `transport.secure` as `handshakeCompleted()` saw it. */
+  secureAtHandshake: boolean | null = null;
+
   handshakeCompleted(): void {
+    this.secureAtHandshake = secureOf(this);
     this.handshakes++;
     this.handshaken.callback(undefined);
   }
@@ -718,7 +732,9 @@ describe('startTLS', () => {
     server.transport.write(big);
     server.transport.write('\n');
     assert.ok(server.transport.bufferedAmount > 0, 'plaintext still buffered at the switch');
+    assert.equal(secureOf(server), false, 'plain TCP is not secure');
     server.startTLS({ isServer: true, ...serverOptions });
+    assert.equal(secureOf(server), false, 'not secure while the handshake runs');
     server.transport.write('S1\n');
     server.transport.writeSequence(['S2\n', 'S3\n']);
     await client.handshaken;
@@ -730,6 +746,8 @@ describe('startTLS', () => {
     assert.equal(server.tlsText(), 'C1\nC2\n');
     assert.equal(client.transport.getPeerCertificate()?.subject.CN, 'localhost');
     assert.equal(server.handshakes, 1);
+    assert.equal(server.secureAtHandshake, true, 'secure from handshakeCompleted() on');
+    assert.equal(client.secureAtHandshake, true, 'secure from handshakeCompleted() on (client)');
     await closePair(port, client, server);
     assert.ok(client.reason?.check(ConnectionDone));
     assert.ok(server.reason?.check(ConnectionDone));
@@ -898,6 +916,7 @@ describe('startTLS', () => {
     assert.equal(client.lostCount, 1);
     assert.equal(server.lostCount, 1);
     assert.equal(client.handshakes, 0);
+    assert.equal(secureOf(client), false, 'a failed startTLS never made the transport secure');
     await stop(port);
   });
 

@@ -20,7 +20,7 @@
  */
 
 import type { Socket } from 'node:net';
-import { type PeerCertificate, type SecureContext, type Server, TLSSocket } from 'node:tls';
+import { type PeerCertificate, TLSSocket } from 'node:tls';
 import { inetAddress } from './address.js';
 import {
   ConnectionAborted,
@@ -34,107 +34,43 @@ import {
 import { Failure } from './failure.js';
 import type {
   IAddress,
-  IDelayedCall,
   IProtocol,
   IPullProducer,
   IPushProducer,
   IReactorTime,
   ITLSTransport,
   StartTLSOptions,
-  TLSClientContextOptions,
-  TLSServerContextOptions,
 } from './interfaces.js';
 import { err } from './log.js';
+import { ProducerSlot } from './producer-slot.js';
 import {
-  checkHandshakeTimeout,
-  clientSecureContext,
-  createHandshakeServer,
-  isTLSFailure,
-  startTLSSocket,
-  TLSError,
-} from './tls-socket.js';
+  type ConnectionOwner,
+  DEFAULT_HIGH_WATER_MARK,
+  type HalfCloseHooks,
+  ignoreSocketErrors,
+  NULL_PROTOCOL,
+  type StreamTransportOptions,
+  stopProducer,
+} from './stream-contract.js';
+import { peerCertificateOf, prepareStartTLS, TLSSwitch } from './stream-tls.js';
+
+// Kept importable from here, where they were first defined.
+export {
+  type ConnectionOwner,
+  DEFAULT_HIGH_WATER_MARK,
+  ignoreSocketErrors,
+  NullProtocol,
+  type StreamTransportOptions,
+} from './stream-contract.js';
+
+import { isTLSFailure, startTLSSocket, TLSError } from './tls-socket.js';
 
 /** The socket property through which listeners find their {@link StreamTransport}. */
 export const kTransport: unique symbol = Symbol('torsion.transport');
 
-/** Default high-water mark of the write buffer, in bytes (64 KiB). */
-export const DEFAULT_HIGH_WATER_MARK = 64 * 1024;
-
 const EMPTY = Buffer.alloc(0);
 
 type TransportSocket = Socket & { [kTransport]?: StreamTransport };
-
-/**
- * Whoever created a transport (a listening port, a connector) and keeps
- * book of it. Each hook is called at most once per transport:
- * `connectionStarted`, then one of `connectionClosed` or `connectionDetached`.
- */
-export interface ConnectionOwner {
-  /**
-   * The transport was created; called by {@link StreamTransport.attach} right
-   * before the protocol's `makeConnection`, so the owner knows the transport
-   * if the protocol closes or detaches it from `connectionMade`.
-   */
-  connectionStarted(transport: StreamTransport): void;
-
-  /**
-   * The connection closed; called right after the protocol's
-   * `connectionLost(reason)` returned (or threw), with the same `reason`.
-   */
-  connectionClosed(transport: StreamTransport, reason: Failure): void;
-
-  /** The socket was taken away with {@link StreamTransport.detach}. */
-  connectionDetached(transport: StreamTransport): void;
-}
-
-/** Options of {@link StreamTransport.attach}. */
-export interface StreamTransportOptions {
-  /** The remote end's address (what `getPeer()` returns). */
-  readonly peer: IAddress;
-  /**
-   * This end's address (what `getHost()` returns). When omitted, it is read
-   * from `socket.address()` on first use (TCP).
-   */
-  readonly host?: IAddress;
-  /** Told when the connection closes or is detached. */
-  readonly owner?: ConnectionOwner | null;
-  /**
-   * Bytes of unflushed writes above which a streaming producer is paused
-   * (default {@link DEFAULT_HIGH_WATER_MARK}).
-   */
-  readonly highWaterMark?: number;
-}
-
-/** Stands in for the protocol once the transport has let go of it. */
-const NULL_PROTOCOL: IProtocol = {
-  makeConnection() {},
-  connectionMade() {},
-  dataReceived() {},
-  connectionLost() {},
-};
-
-/**
- * A protocol that only ignores what it is told. Used where a connection was
- * made but the factory returned no protocol (the connection is then closed).
- */
-export class NullProtocol implements IProtocol {
-  /** Does nothing. */
-  makeConnection(): void {}
-  /** Does nothing. */
-  connectionMade(): void {}
-  /** Discards the data. */
-  dataReceived(_data: Buffer): void {}
-  /** Does nothing. */
-  connectionLost(_reason: Failure): void {}
-}
-
-function noop(): void {}
-
-/** The `readConnectionLost` / `writeConnectionLost` hooks, when a protocol has them. */
-type HalfCloseHooks = {
-  readConnectionLost?: unknown;
-  writeConnectionLost?: unknown;
-};
 
 /** `#tlsState`: plain TCP/UNIX, a `startTLS()` handshake in progress, TLS. */
 const NO_TLS = 0;
@@ -196,30 +132,16 @@ export class StreamTransport implements ITLSTransport {
   /** The first socket error, reported as the `cause` of `ConnectionLost`. */
   #error: Error | null = null;
 
-  #producer: IPushProducer | IPullProducer | null = null;
-  #streaming = false;
-  /** We paused the streaming producer and owe it a `resumeProducing()`. */
-  #producerPaused = false;
-  /** Bumped on every registration, so flush callbacks of an old producer are ignored. */
-  #producerGeneration = 0;
-  /** Writes carrying a flush callback that have not completed yet. */
-  #flushPending = 0;
-  /** Flush callback for the current registration, allocated once per registration. */
-  #onFlushed: ((error?: Error | null) => void) | null = null;
+  /** The producer of our writes, and its flow control. */
+  readonly #slot = new ProducerSlot();
 
   #noDelay = false;
   #keepAlive = false;
 
   /** {@link NO_TLS}, {@link TLS_HANDSHAKING} or {@link TLS_ON}. */
   #tlsState: number;
-  /** During a `startTLS()` handshake: the writes made since, sent once it completes. */
-  #tlsQueue: (Uint8Array | string)[] | null = null;
-  /** Bytes in `#tlsQueue` (strings counted as UTF-8). */
-  #tlsQueued = 0;
-  /** During a `startTLS()` handshake: our FIN was asked for and waits for it. */
-  #tlsEndPending = false;
-  /** During a `startTLS()` handshake: its timeout. */
-  #tlsTimer: IDelayedCall | null = null;
+  /** During a `startTLS()` handshake: what waits for it; else `null`. */
+  #tls: TLSSwitch | null = null;
 
   /**
    * Wraps `socket` (connected, created with `allowHalfOpen: true`). Prefer
@@ -334,6 +256,7 @@ export class StreamTransport implements ITLSTransport {
       const t = this[kTransport]!;
       if (t.#closed) return;
       t.#closed = true;
+      t.#slot.close();
       const error = t.#error;
       const reason =
         error === null
@@ -346,7 +269,7 @@ export class StreamTransport implements ITLSTransport {
 
     socketOnDrain = function socketOnDrain(this: TransportSocket): void {
       const t = this[kTransport]!;
-      if (t.#streaming && t.#producerPaused) t.#resumeStreamingProducer();
+      t.#slot.drained();
     };
   }
 
@@ -369,25 +292,18 @@ export class StreamTransport implements ITLSTransport {
   write(data: Uint8Array | string): void {
     if (!this.#writable) throw new TransportClosedError();
     if (data.length === 0) return;
-    if (this.#tlsQueue === null) {
-      this.#send(data);
-    } else {
-      this.#tlsQueue.push(data);
-      this.#tlsQueued += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
-    }
-    if (this.#streaming && !this.#producerPaused && this.bufferedAmount > this.#highWaterMark) {
-      this.#pauseStreamingProducer();
+    if (this.#tls === null) this.#send(data);
+    else this.#tls.hold(data);
+    if (this.#slot.pausable && this.bufferedAmount > this.#highWaterMark) {
+      // During a startTLS handshake there is no TLS socket yet: its
+      // completion arranges the resume.
+      this.#slot.pause(this.#tls === null ? this.#socket : null);
     }
   }
 
   /** Hands `data` to the socket, with the pull producer's flush callback if one is registered. */
   #send(data: Uint8Array | string): void {
-    if (this.#onFlushed === null) {
-      this.#socket.write(data);
-    } else {
-      this.#flushPending++;
-      this.#socket.write(data, this.#onFlushed);
-    }
+    this.#slot.send(this.#socket, data);
   }
 
   /**
@@ -397,7 +313,7 @@ export class StreamTransport implements ITLSTransport {
    */
   writeSequence(data: ReadonlyArray<Uint8Array | string>): void {
     if (!this.#writable) throw new TransportClosedError();
-    if (this.#tlsQueue !== null) {
+    if (this.#tls !== null) {
       for (const chunk of data) this.write(chunk);
       return;
     }
@@ -426,14 +342,15 @@ export class StreamTransport implements ITLSTransport {
       // The write side is already closing (loseWriteConnection): read on, and
       // discard, until the peer's FIN closes the socket. (During a startTLS
       // handshake there is no TLS socket yet: done when it completes.)
-      if (this.#tlsQueue === null) this.#socket.resume();
+      if (this.#tls === null) this.#socket.resume();
       return;
     }
     // Our own read side registered as the producer of our writes (the echo
     // pattern) cannot hold the close: loseConnection stops reading anyway.
-    if (this.#producer === null || this.#producer === this) {
+    const producer = this.#slot.producer;
+    if (producer === null || producer === this) {
       this.#endSocket();
-    } else if (this.#tlsQueue === null) {
+    } else if (this.#tls === null) {
       // Keep bytes in the kernel while the producer finishes.
       this.#socket.pause();
     }
@@ -479,12 +396,30 @@ export class StreamTransport implements ITLSTransport {
    * handshake, plus the bytes waiting for it).
    */
   get bufferedAmount(): number {
-    return this.#socket.writableLength + this.#tlsQueued;
+    const tls = this.#tls;
+    return tls === null ? this.#socket.writableLength : this.#socket.writableLength + tls.queued;
   }
 
   /** The high-water mark (bytes) above which a streaming producer is paused. */
   get highWaterMark(): number {
     return this.#highWaterMark;
+  }
+
+  /**
+   * Whether the connection is TLS (Twisted's `ISSLTransport`): `true` for
+   * a connection made by `listenSSL`/`connectSSL` (from `connectionMade`
+   * on), and after a `startTLS()` handshake has completed (from the
+   * protocol's `handshakeCompleted()` on; `false` while it runs and if it
+   * fails). It stays `true` once the connection is closed or detached (it
+   * tells what the connection was, e.g. to a request logged after it).
+   */
+  get secure(): boolean {
+    return this.#tlsState === TLS_ON;
+  }
+
+  /** Same as {@link StreamTransport.secure} (the form `request.isSecure()` mirrors). */
+  isSecure(): boolean {
+    return this.#tlsState === TLS_ON;
   }
 
   /**
@@ -499,7 +434,7 @@ export class StreamTransport implements ITLSTransport {
   loseWriteConnection(): void {
     if (this.#disconnecting || this.#writeDisconnecting || this.#closed) return;
     this.#writeDisconnecting = true;
-    if (this.#producer === null) this.#endSocket();
+    if (this.#slot.producer === null) this.#endSocket();
   }
 
   /**
@@ -520,13 +455,14 @@ export class StreamTransport implements ITLSTransport {
    */
   detach(): { socket: Socket; head: Buffer } {
     if (this.#closed || this.#disconnecting) throw new TransportClosedError();
-    if (this.#tlsQueue !== null) {
+    if (this.#tls !== null) {
       throw new TorsionError(
         'cannot detach a transport during its TLS handshake',
         'TORSION_ERR_INVALID_STATE',
       );
     }
     this.#closed = true;
+    this.#slot.close();
     this.#disconnecting = true;
     this.#writable = false;
     const socket = this.#socket;
@@ -536,9 +472,8 @@ export class StreamTransport implements ITLSTransport {
     // listener does not start the flow (ws's handleUpgrade would hang).
     (socket as { readableFlowing: boolean | null }).readableFlowing = null;
 
-    const producer = this.#producer;
     const owner = this.#owner;
-    this.#dropReferences();
+    const producer = this.#dropReferences();
     if (producer !== null) stopProducer(producer);
     if (owner !== null) owner.connectionDetached(this);
     return { socket, head: EMPTY };
@@ -558,23 +493,17 @@ export class StreamTransport implements ITLSTransport {
    * @throws ProducerAlreadyRegistered if a producer is registered.
    */
   registerProducer(producer: IPushProducer | IPullProducer, streaming: boolean): void {
-    if (this.#producer !== null) throw new ProducerAlreadyRegistered();
+    if (this.#slot.producer !== null) throw new ProducerAlreadyRegistered();
     if (this.#closed || !this.#writable) {
       stopProducer(producer);
       return;
     }
-    this.#producer = producer;
-    this.#streaming = streaming;
-    this.#producerPaused = false;
-    const generation = ++this.#producerGeneration;
-    this.#flushPending = 0;
-    if (streaming) {
-      this.#onFlushed = null;
-      if (this.bufferedAmount > this.#highWaterMark) this.#pauseStreamingProducer();
-    } else {
-      this.#onFlushed = (error) => this.#flushed(generation, error);
-      producer.resumeProducing();
-    }
+    this.#slot.register(
+      producer,
+      streaming,
+      this.bufferedAmount > this.#highWaterMark,
+      this.#tls === null ? this.#socket : null,
+    );
   }
 
   /**
@@ -583,12 +512,7 @@ export class StreamTransport implements ITLSTransport {
    * the buffered writes flush.
    */
   unregisterProducer(): void {
-    if (this.#producer === null) return;
-    this.#producer = null;
-    this.#streaming = false;
-    this.#producerPaused = false;
-    this.#onFlushed = null;
-    this.#producerGeneration++;
+    if (this.#slot.release() === null) return;
     if (this.#closed || this.#ended) return;
     if (this.#disconnecting || this.#writeDisconnecting) this.#endSocket();
   }
@@ -603,14 +527,14 @@ export class StreamTransport implements ITLSTransport {
   pauseProducing(): void {
     if (this.#disconnecting) return;
     this.#readPaused = true;
-    if (this.#tlsQueue === null) this.#socket.pause();
+    if (this.#tls === null) this.#socket.pause();
   }
 
   /** Undoes `pauseProducing()`: data is delivered again from the next turn. */
   resumeProducing(): void {
     if (this.#disconnecting) return;
     this.#readPaused = false;
-    if (this.#tlsQueue === null) this.#socket.resume();
+    if (this.#tls === null) this.#socket.resume();
   }
 
   /** Same as `loseConnection()`. */
@@ -684,19 +608,8 @@ export class StreamTransport implements ITLSTransport {
     if (this.#tlsState !== NO_TLS) {
       throw new InvalidArgumentError('TLS was already started on this transport');
     }
-    const { isServer, head, handshakeTimeout, ...contextOptions } = options;
-    const timeout = checkHandshakeTimeout(handshakeTimeout);
     // Make the context first: a bad option must leave the connection alone.
-    let server: Server | null = null;
-    let context: SecureContext | null = null;
-    if (isServer === true) {
-      server = createHandshakeServer(
-        contextOptions as TLSServerContextOptions,
-        Number.POSITIVE_INFINITY, // the transport's own timer applies
-      );
-    } else {
-      context = clientSecureContext(contextOptions as TLSClientContextOptions);
-    }
+    const { server, context, contextOptions, timeout, head } = prepareStartTLS(options);
 
     this.getHost(); // cached now: the plain socket is about to be handed over
     const raw = this.#socket;
@@ -707,22 +620,13 @@ export class StreamTransport implements ITLSTransport {
       raw.unshift(Buffer.from(head.buffer, head.byteOffset, head.byteLength));
     }
     this.#tlsState = TLS_HANDSHAKING;
-    this.#tlsQueue = [];
-    this.#tlsQueued = 0;
+    const tls = new TLSSwitch();
+    this.#tls = tls;
     if (timeout !== Number.POSITIVE_INFINITY) {
-      this.#tlsTimer = this.#reactor.callLater(
-        timeout,
-        StreamTransport.#tlsTimedOut,
-        this,
-        timeout,
-      );
+      tls.timer = this.#reactor.callLater(timeout, StreamTransport.#tlsTimedOut, this, timeout);
     }
-    startTLSSocket(
-      raw,
-      server,
-      contextOptions as TLSClientContextOptions,
-      context,
-      (error, socket) => this.#tlsDone(error, socket),
+    startTLSSocket(raw, server, contextOptions, context, (error, socket) =>
+      this.#tlsDone(error, socket),
     );
   }
 
@@ -734,13 +638,11 @@ export class StreamTransport implements ITLSTransport {
    */
   getPeerCertificate(detailed = false): PeerCertificate | null {
     if (this.#tlsState !== TLS_ON || this.#closed) return null;
-    const cert = (this.#socket as unknown as TLSSocket).getPeerCertificate(detailed);
-    return cert === null || cert === undefined || Object.keys(cert).length === 0 ? null : cert;
+    return peerCertificateOf(this.#socket as unknown as TLSSocket, detailed);
   }
 
   static #tlsTimedOut(transport: StreamTransport, seconds: number): void {
-    transport.#tlsTimer = null;
-    if (transport.#closed || transport.#tlsQueue === null) return;
+    if (transport.#closed || transport.#tls === null) return;
     transport.#tlsFailed(new TLSError(`TLS handshake timed out after ${seconds} seconds`));
   }
 
@@ -754,29 +656,24 @@ export class StreamTransport implements ITLSTransport {
       }
       return;
     }
-    this.#cancelTLSTimer();
+    this.#tls?.cancelTimer();
     if (error !== null || socket === null) {
       const why = error === null ? 'no TLS socket' : error.message;
       this.#tlsFailed(new TLSError(`TLS handshake failed: ${why}`, { cause: error }));
       return;
     }
-    const queue = this.#tlsQueue ?? [];
-    this.#tlsQueue = null;
-    this.#tlsQueued = 0;
+    const tls = this.#tls;
+    this.#tls = null;
     this.#tlsState = TLS_ON;
     this.#socket = socket as Socket as TransportSocket;
     this.#listen(this.#socket);
-    for (const chunk of queue) this.#send(chunk);
-    if (this.#tlsEndPending) {
-      this.#tlsEndPending = false;
+    if (tls !== null) for (const chunk of tls.queue) this.#send(chunk);
+    if (tls?.endPending) {
       this.#finishEnd();
     } else if (this.#readPaused || this.#disconnecting) {
       socket.pause();
     }
-    if (this.#streaming) {
-      if (this.#producerPaused) this.#awaitDrain();
-      else if (this.bufferedAmount > this.#highWaterMark) this.#pauseStreamingProducer();
-    }
+    this.#slot.switched(socket, this.bufferedAmount > this.#highWaterMark);
     const protocol = this.#protocol as IProtocol & { handshakeCompleted?: unknown };
     if (typeof protocol.handshakeCompleted === 'function') {
       try {
@@ -790,20 +687,13 @@ export class StreamTransport implements ITLSTransport {
   /** The `startTLS()` handshake failed: close now and tell the protocol. */
   #tlsFailed(reason: TLSError): void {
     this.#closed = true;
+    this.#slot.close();
     this.#disconnecting = true;
     this.#writable = false;
-    this.#tlsQueue = null;
-    this.#tlsQueued = 0;
+    this.#tls?.cancelTimer();
+    this.#tls = null;
     this.#socket.destroy();
     this.#notifyLost(new Failure(reason));
-  }
-
-  #cancelTLSTimer(): void {
-    const timer = this.#tlsTimer;
-    if (timer !== null) {
-      this.#tlsTimer = null;
-      if (timer.active()) timer.cancel();
-    }
   }
 
   // ------------------------------------------------------------------ internals
@@ -831,8 +721,8 @@ export class StreamTransport implements ITLSTransport {
   #endSocket(): void {
     this.#writable = false;
     this.#ended = true;
-    if (this.#tlsQueue !== null) {
-      this.#tlsEndPending = true;
+    if (this.#tls !== null) {
+      this.#tls.endPending = true;
       return;
     }
     this.#finishEnd();
@@ -856,21 +746,15 @@ export class StreamTransport implements ITLSTransport {
    * finish, so it is stopped now rather than waited for.
    */
   #peerClosed(): void {
-    const producer = this.#producer;
-    if (producer !== null) {
-      this.#producer = null;
-      this.#streaming = false;
-      this.#producerPaused = false;
-      this.#onFlushed = null;
-      this.#producerGeneration++;
-      stopProducer(producer);
-    }
+    const producer = this.#slot.release();
+    if (producer !== null) stopProducer(producer);
     this.loseConnection();
   }
 
   #abort(reason: Failure): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#slot.close();
     this.#disconnecting = true;
     this.#writable = false;
     this.#socket.destroy();
@@ -885,75 +769,22 @@ export class StreamTransport implements ITLSTransport {
     );
   }
 
-  #pauseStreamingProducer(): void {
-    this.#producerPaused = true;
-    const producer = this.#producer as IPushProducer;
-    try {
-      producer.pauseProducing();
-    } catch (e) {
-      err(e, 'Unhandled error in producer.pauseProducing()');
-    }
-    // During a startTLS handshake there is no TLS socket yet: its completion
-    // arranges the resume.
-    if (this.#tlsQueue === null) this.#awaitDrain();
-  }
-
-  /** Arranges for the paused streaming producer to be resumed once the socket has drained. */
-  #awaitDrain(): void {
-    // 'drain' only comes if a write found the buffer above the socket's own
-    // high-water mark; below it (a small custom mark), ask for a flush callback.
-    if (!this.#socket.writableNeedDrain) {
-      const generation = this.#producerGeneration;
-      this.#flushPending++;
-      this.#socket.write(EMPTY, (error) => this.#flushed(generation, error));
-    }
-  }
-
-  #resumeStreamingProducer(): void {
-    this.#producerPaused = false;
-    try {
-      (this.#producer as IPushProducer).resumeProducing();
-    } catch (e) {
-      err(e, 'Unhandled error in producer.resumeProducing()');
-    }
-  }
-
-  /** A write carrying a flush callback completed. */
-  #flushed(generation: number, error: Error | null | undefined): void {
-    if (generation !== this.#producerGeneration || this.#closed || error) return;
-    // Writes complete in order: when the last one carrying a callback is done,
-    // everything written since the registration has reached the kernel.
-    if (--this.#flushPending > 0) return;
-    const producer = this.#producer;
-    if (producer === null) return;
-    if (!this.#streaming) {
-      try {
-        producer.resumeProducing();
-      } catch (e) {
-        err(e, 'Unhandled error in producer.resumeProducing()');
-      }
-    } else if (this.#producerPaused) {
-      this.#resumeStreamingProducer();
-    }
-  }
-
-  #dropReferences(): void {
-    this.#cancelTLSTimer();
+  /** Lets go of the protocol, the owner and the producer (returned: the caller stops it). */
+  #dropReferences(): IPushProducer | IPullProducer | null {
+    this.#tls?.cancelTimer();
     this.#protocol = NULL_PROTOCOL;
-    this.#producer = null;
     this.#owner = null;
-    this.#onFlushed = null;
-    this.#producerGeneration++;
+    this.#slot.close();
+    return this.#slot.release();
   }
 
   /** Runs once per transport: stops the producer, tells the protocol, then the owner. */
   #notifyLost(reason: Failure): void {
     const protocol = this.#protocol;
-    const producer = this.#producer;
     const owner = this.#owner;
     this.#disconnecting = true;
     this.#writable = false;
-    this.#dropReferences();
+    const producer = this.#dropReferences();
     if (producer !== null) stopProducer(producer);
     try {
       protocol.connectionLost(reason);
@@ -968,17 +799,4 @@ export class StreamTransport implements ITLSTransport {
       }
     }
   }
-}
-
-function stopProducer(producer: IPushProducer | IPullProducer): void {
-  try {
-    producer.stopProducing();
-  } catch (e) {
-    err(e, 'Unhandled error in producer.stopProducing()');
-  }
-}
-
-/** Attached to sockets nobody owns any more, so a late 'error' cannot crash the process. */
-export function ignoreSocketErrors(socket: Socket): void {
-  socket.on('error', noop);
 }

@@ -46,7 +46,8 @@ export interface SiteOptions extends Omit<HTTPChannelOptions, 'site'> {
   /**
    * Where the access log goes, one line per response in the combined log
    * format: a writable stream, a file path (appended to; opened on the first
-   * line), `'-'` for standard output, or `null` (default) for none.
+   * line; reopened by {@link Site.reopenLog}, which SIGHUP calls), `'-'` for
+   * standard output, or `null` (default) for none.
    */
   accessLog?: Writable | string | null;
   /** Seconds a session lives without being used. Default 900 (15 minutes). */
@@ -229,6 +230,33 @@ export function combinedLogLine(
   );
 }
 
+// ====================================================================== SIGHUP
+
+/** Sites whose file access log is open: SIGHUP reopens each. */
+const hangupSites = new Set<Site>();
+
+function onHangup(): void {
+  for (const site of [...hangupSites]) {
+    try {
+      site.reopenLog();
+    } catch (e) {
+      err(e, 'Unhandled error reopening an access log on SIGHUP');
+    }
+  }
+}
+
+/** `site` has a file log open: SIGHUP now reopens it (one process listener for all sites). */
+function watchHangup(site: Site): void {
+  if (hangupSites.has(site)) return;
+  if (hangupSites.size === 0) process.on('SIGHUP', onHangup);
+  hangupSites.add(site);
+}
+
+/** `site`'s file log is closed: the process listener leaves with the last such site. */
+function unwatchHangup(site: Site): void {
+  if (hangupSites.delete(site) && hangupSites.size === 0) process.off('SIGHUP', onHangup);
+}
+
 // ====================================================================== Site
 
 /** A shutdown in progress. */
@@ -240,6 +268,12 @@ interface Stopping {
 /**
  * The HTTP factory (see the module documentation). Listen with it as with
  * any factory: `listenTCP(reactor, 8080, new Site(root))`.
+ *
+ * With an access log written to a file path, the process listens for
+ * SIGHUP from the first line logged until the site's shutdown, and each
+ * SIGHUP calls {@link Site.reopenLog} (logrotate: move the file, send
+ * SIGHUP). While it listens, SIGHUP no longer ends the process (Node's
+ * default for an unhandled SIGHUP).
  */
 export class Site extends Factory<HTTPChannel> implements ChannelSite {
   /** The root of the resource tree. */
@@ -258,6 +292,8 @@ export class Site extends Factory<HTTPChannel> implements ChannelSite {
   readonly #logTarget: Writable | string | null;
   #log: Writable | null = null;
   #logBroken = false;
+  /** The log is a file path that has been opened (and not closed by a shutdown). */
+  #fileLogActive = false;
   #accepting = true;
   #stopping: Stopping | null = null;
   #trigger: TriggerId | null = null;
@@ -401,10 +437,12 @@ export class Site extends Factory<HTTPChannel> implements ChannelSite {
     this.#stopping = null;
     if (stopping.timer?.active()) stopping.timer.cancel();
     for (const session of [...this.#sessions.values()]) session.expire();
-    const log = this.#log;
-    if (log !== null && typeof this.#logTarget === 'string' && this.#logTarget !== '-') {
+    if (this.#fileLogActive) {
+      this.#fileLogActive = false;
+      unwatchHangup(this);
+      const log = this.#log;
       this.#log = null;
-      log.end();
+      log?.end();
     }
     for (const w of stopping.waiters) w.callback(undefined);
   }
@@ -588,6 +626,27 @@ export class Site extends Factory<HTTPChannel> implements ChannelSite {
 
   // ------------------------------------------------------------------ the log stream
 
+  /**
+   * Reopens the access log when it is a file path (what SIGHUP does; the
+   * logrotate convention): the open stream is ended (lines already logged
+   * are flushed to the file it had open, under whatever name that file has
+   * now) and the path is opened again at once, in append mode (created if
+   * missing); later lines go there. A log that had failed (an unwritable
+   * path) is retried. Does nothing when the log is a stream, `'-'`, none,
+   * or a file not opened yet (no line logged since the site started or
+   * last shut down). Open errors are reported to the log observers, as any
+   * access log failure is (logging stops until the next reopen).
+   */
+  reopenLog(): void {
+    const target = this.#logTarget;
+    if (!this.#fileLogActive || typeof target !== 'string') return;
+    const old = this.#log;
+    this.#log = null;
+    this.#logBroken = false;
+    old?.end();
+    this.#openFileLog(target);
+  }
+
   #logStream(): Writable | null {
     if (this.#log !== null) return this.#log;
     const target = this.#logTarget;
@@ -597,15 +656,24 @@ export class Site extends Factory<HTTPChannel> implements ChannelSite {
     } else if (target === '-') {
       this.#log = process.stdout;
     } else {
-      const stream = createWriteStream(target, { flags: 'a' });
-      stream.on('error', (e) => {
-        err(e, `Access log ${target} failed; logging stops`);
-        this.#logBroken = true;
-        if (this.#log === stream) this.#log = null;
-      });
-      this.#log = stream;
+      this.#openFileLog(target);
     }
     return this.#log;
+  }
+
+  /** Opens `path` for appending as the log stream, and listens for SIGHUP. */
+  #openFileLog(path: string): void {
+    const stream = createWriteStream(path, { flags: 'a' });
+    stream.on('error', (e) => {
+      err(e, `Access log ${path} failed; logging stops`);
+      if (this.#log === stream) {
+        this.#logBroken = true;
+        this.#log = null;
+      }
+    });
+    this.#log = stream;
+    this.#fileLogActive = true;
+    watchHangup(this);
   }
 
   #writeLog(log: Writable, line: string): void {

@@ -24,6 +24,10 @@
  *   `100 Continue` was never sent, the response carries `Connection: close`
  *   and the connection closes after it (RFC 9110 §10.1.1 lets the client
  *   withhold the body).
+ * - An HTTP/1.1 `Expect` with a member other than `100-continue` is
+ *   answered 417 in the request's turn, without dispatching it; the
+ *   connection closes after it unless the request had no body or its whole
+ *   body had already arrived (the client may withhold it, as above).
  * - A parse error (or a header timeout, 408): nothing after it is ever
  *   parsed or dispatched. If it is in a head, the responses of the earlier
  *   requests finish first, then a short `text/plain` error response with
@@ -52,202 +56,52 @@
  *   whole connection; when the client stops reading, it pauses the current
  *   request's push producer and stops reading the client too (as Twisted).
  *   A pull producer is registered with the transport directly while it is
- *   registered.
+ *   registered (`output.ts`, {@link ChannelOutput}).
  * - Writes made while the channel is handling a read (responses rendered
- *   synchronously, `100 Continue`) are gathered (up to 16 KiB) and written
- *   once at its end: pipelined responses leave in one write.
+ *   synchronously, `100 Continue`) are gathered (up to 16 KiB, in one
+ *   buffer shared by the process) and written once at its end: pipelined
+ *   responses leave in one write.
  *
  * @module
  */
 
 import type { Socket } from 'node:net';
 import { Protocol } from '../../protocols/protocol.js';
-import {
-  ConnectionLost,
-  InvalidArgumentError,
-  TransportClosedError,
-} from '../../reactor/errors.js';
+import { ConnectionLost, InvalidArgumentError } from '../../reactor/errors.js';
 import { Failure } from '../../reactor/failure.js';
 import type {
-  IDelayedCall,
   IPullProducer,
   IPushProducer,
   IReactorTime,
   IStreamTransport,
 } from '../../reactor/interfaces.js';
 import { err } from '../../reactor/log.js';
-import { reactor as defaultReactor } from '../../reactor/reactor.js';
-import type { Session } from '../site.js';
 import { type BodyOwner, PUSH_DROPPED, PUSH_KEPT, RequestBody } from './body.js';
+import { CONTINUE, errorResponse, expectationFailed, notFound } from './channel-answers.js';
+import { ChannelConfig, type ChannelSite, type HTTPChannelOptions } from './channel-config.js';
+import {
+  ChannelTimer,
+  T_ANSWER,
+  T_BODY,
+  T_CLOSE,
+  T_HEADERS,
+  T_IDLE,
+  T_NONE,
+  type TimerOwner,
+} from './channel-timer.js';
 import { HTTPError, type HTTPParseError } from './errors.js';
 import type { Headers } from './headers.js';
-import {
-  type ParserHandler,
-  type ParserOptions,
-  type RequestHead,
-  RequestParser,
-} from './parser.js';
+import { ChannelOutput } from './output.js';
+import { type ParserHandler, type RequestHead, RequestParser } from './parser.js';
 import { Request } from './request.js';
-import { reasonPhrase, statusLineText } from './status.js';
 
-// ====================================================================== options
-
-/**
- * What a channel needs from the site it serves (a {@link Site} implements
- * it): dispatching, the access log, sessions, and connection accounting.
- */
-export interface ChannelSite {
-  /**
-   * Renders `request`, whose head is complete and which is at the head of
-   * the pipeline. Must not throw (a throw is logged and the connection
-   * aborted).
-   */
-  process(request: Request): void;
-  /** `request`'s response finished (access log). */
-  requestFinished(request: Request): void;
-  /** The channel answered a protocol error with `status` (no request to log): access log. */
-  errorSent(channel: HTTPChannel, status: number, bytes: number): void;
-  /** The channel's connection closed (or was detached). Called once. */
-  channelClosed(channel: HTTPChannel): void;
-  /** The live session `uid`, or `null`. */
-  getSession(uid: string): Session | null;
-  /** A new session. */
-  makeSession(): Session;
-}
-
-/** Options of an {@link HTTPChannel} (a {@link Site} takes the same ones). Times in seconds. */
-export interface HTTPChannelOptions {
-  /** Time and delayed calls (a `Clock` in tests). Default: the global reactor. */
-  reactor?: IReactorTime;
-  /**
-   * From the first byte of a request head until it is complete (with no
-   * request in progress); then 408 and close. Default 30; `null` disables.
-   */
-  headerTimeout?: number | null;
-  /** Between requests (none in progress, nothing received); then close silently. Default 60; `null` disables. */
-  idleTimeout?: number | null;
-  /**
-   * Between pieces of a request body while the channel reads it (not while
-   * it is paused for a slow reader); then the body fails with a 408
-   * `HTTPError` and the connection closes. Default `null` (off).
-   */
-  bodyTimeout?: number | null;
-  /** After the channel starts closing, until it aborts the connection. Default 15. */
-  closeTimeout?: number;
-  /** The parser's limits (request line, header section and count, body size…). */
-  limits?: ParserOptions;
-  /** Requests parsed and waiting behind the one in progress before reading pauses. Default 16. */
-  maxPipelinedRequests?: number;
-  /** Request body bytes held per connection that no reader took before reading pauses. Default 64 KiB. */
-  maxBufferedBody?: number;
-  /** Unread request body bytes dropped after a response to keep the connection. Default 64 KiB. */
-  maxDiscardedBody?: number;
-  /** The default cap of `request.body()`, in bytes. Default 10 MiB. */
-  maxBodySize?: number;
-  /** The site that renders requests; without one every request gets a 404. */
-  site?: ChannelSite | null;
-}
-
-const DEFAULT_MAX_BODY = 10 * 1024 * 1024;
-
-function seconds(name: string, value: number | null | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (value === null) return Number.POSITIVE_INFINITY;
-  if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
-    throw new InvalidArgumentError(
-      `${name} must be a positive number of seconds or null, got ${String(value)}`,
-    );
-  }
-  return value;
-}
-
-function count(name: string, value: number | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got ${String(value)}`);
-  }
-  return value;
-}
-
-/**
- * The `Date` header value, refreshed at most once a second (on the
- * reactor's clock, at the wall clock's second boundaries), with the
- * `Date` and `Server` field lines ready to append to a head.
- */
-export class ResponseDate {
-  readonly #reactor: IReactorTime;
-  #until = Number.NEGATIVE_INFINITY;
-  #value = '';
-  #fields = '';
-
-  constructor(reactor: IReactorTime) {
-    this.#reactor = reactor;
-  }
-
-  #refresh(): void {
-    const now = this.#reactor.seconds();
-    if (now < this.#until) return;
-    const ms = Date.now();
-    this.#value = new Date(ms).toUTCString();
-    this.#fields = `Date: ${this.#value}\r\nServer: torsion\r\n`;
-    this.#until = now + (1000 - (ms % 1000)) / 1000;
-  }
-
-  /** The IMF-fixdate of now (e.g. `Sun, 06 Nov 1994 08:49:37 GMT`). */
-  value(): string {
-    this.#refresh();
-    return this.#value;
-  }
-
-  /** `"Date: …\r\nServer: torsion\r\n"`. */
-  fields(): string {
-    this.#refresh();
-    return this.#fields;
-  }
-}
-
-/**
- * {@link HTTPChannelOptions}, checked and filled in once: a site builds one
- * and hands it to every channel it makes (no per-connection work).
- */
-export class ChannelConfig {
-  readonly reactor: IReactorTime;
-  readonly headerTimeout: number;
-  readonly idleTimeout: number;
-  readonly bodyTimeout: number;
-  readonly closeTimeout: number;
-  readonly limits: ParserOptions;
-  readonly maxPipelinedRequests: number;
-  readonly maxBufferedBody: number;
-  readonly maxDiscardedBody: number;
-  readonly maxBodySize: number;
-  readonly site: ChannelSite | null;
-  readonly date: ResponseDate;
-
-  /** @throws InvalidArgumentError for a bad option (including the parser's limits). */
-  constructor(options: HTTPChannelOptions = {}) {
-    this.reactor = options.reactor ?? defaultReactor;
-    this.headerTimeout = seconds('headerTimeout', options.headerTimeout, 30);
-    this.idleTimeout = seconds('idleTimeout', options.idleTimeout, 60);
-    this.bodyTimeout = seconds('bodyTimeout', options.bodyTimeout ?? null, 0);
-    this.closeTimeout = seconds('closeTimeout', options.closeTimeout, 15);
-    this.limits = { ...options.limits };
-    new RequestParser(NULL_HANDLER, this.limits); // validates the limits now
-    this.maxPipelinedRequests = count('maxPipelinedRequests', options.maxPipelinedRequests, 16, 1);
-    this.maxBufferedBody = count('maxBufferedBody', options.maxBufferedBody, 64 * 1024, 1);
-    this.maxDiscardedBody = count('maxDiscardedBody', options.maxDiscardedBody, 64 * 1024, 0);
-    this.maxBodySize = count('maxBodySize', options.maxBodySize, DEFAULT_MAX_BODY, 1);
-    this.site = options.site ?? null;
-    this.date = new ResponseDate(this.reactor);
-  }
-}
-
-const NULL_HANDLER: ParserHandler = {
-  onRequest() {},
-  onBody() {},
-  onMessageComplete() {},
-  onError() {},
-};
+// Kept importable from here, where they were first defined.
+export {
+  ChannelConfig,
+  type ChannelSite,
+  type HTTPChannelOptions,
+} from './channel-config.js';
+export { ResponseDate } from './response-date.js';
 
 // ====================================================================== constants
 
@@ -258,44 +112,6 @@ const P_OUTPUT = 4; // the client does not read our responses
 const P_UPGRADE = 8; // after an Upgrade/CONNECT request, until its response
 const P_STOP = 16; // no more requests will be read (error, close, shutdown)
 
-// What the one delayed call is for.
-const T_NONE = 0;
-const T_IDLE = 1;
-const T_HEADERS = 2;
-const T_BODY = 3;
-const T_CLOSE = 4;
-const T_ANSWER = 5; // the request in progress lost its body: it has closeTimeout to finish
-
-const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
-
-/** Bytes of responses gathered while handling a read before they are written anyway. */
-const BATCH_LIMIT = 16 * 1024;
-
-/** Pieces up to this size are copied into one Buffer rather than written as a vector. */
-const JOIN_LIMIT = 8 * 1024;
-
-type LatinWritable = Buffer & { latin1Write(s: string, offset: number, length: number): number };
-
-/**
- * The gathered pieces as one Buffer (strings as UTF-8, as `write` sends
- * them): the batch is small (a little over {@link BATCH_LIMIT}), and one
- * copy costs less than a `writev` of many pieces.
- */
-function joinParts(parts: (Uint8Array | string)[]): Buffer {
-  let total = 0;
-  for (const p of parts) total += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.length;
-  const out = Buffer.allocUnsafe(total);
-  let at = 0;
-  for (const p of parts) {
-    if (typeof p === 'string') at += out.write(p, at, 'utf8');
-    else {
-      out.set(p, at);
-      at += p.length;
-    }
-  }
-  return out;
-}
-
 // ====================================================================== HTTPChannel
 
 /**
@@ -305,13 +121,21 @@ function joinParts(parts: (Uint8Array | string)[]): Buffer {
  *
  * Callbacks from the parser ({@link onRequest}…), the request bodies
  * ({@link bodyWanted}, {@link bodyConsumed}), the transport's flow control
- * ({@link pauseProducing}…) and the requests ({@link writeResponse},
- * {@link requestDone}…) are public because other objects make them; users
- * call none of them.
+ * ({@link pauseProducing}…), the timer ({@link timedOut}) and the requests
+ * ({@link requestDone}, {@link output}…) are public because other objects
+ * make them; users call none of them.
  */
-export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, IPushProducer {
+export class HTTPChannel
+  extends Protocol
+  implements ParserHandler, BodyOwner, IPushProducer, TimerOwner
+{
   readonly #config: ChannelConfig;
   readonly #parser: RequestParser;
+  /**
+   * @internal Where the requests write their responses: gathered while a
+   * read is handled, in order, dropped once the connection is closing.
+   */
+  readonly output: ChannelOutput;
 
   /** Requests whose responses have not finished, in order; the first is the one dispatched. */
   #queue: Request[] = [];
@@ -322,18 +146,11 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
   #readPause = 0;
   #executing = false;
 
-  // Writes gathered while handling a read.
-  #batching = false;
-  #outParts: (Uint8Array | string)[] | null = null;
-  #outString = '';
-  #outBytes = 0;
   /** An Upgrade/CONNECT request to dispatch once the parser has stopped. */
   #dispatchLater: Request | null = null;
-  /** The Date fields read for the responses of the current read. */
-  #feedDate: string | null = null;
 
-  #timer: IDelayedCall | null = null;
-  #timerKind = T_NONE;
+  /** The one delayed call (idle, header, body, close timeouts). */
+  readonly #timer: ChannelTimer;
 
   /** Request body bytes held (pushed, kept, not taken). */
   #bodyKept = 0;
@@ -349,15 +166,8 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
   #peerEOF = false;
   #pendingError: HTTPError | null = null;
 
-  /** The transport paused us (the client does not read). */
-  #outputPaused = false;
-  /** We are the transport's registered producer. */
-  #registered = false;
-  #requestProducer: IPushProducer | IPullProducer | null = null;
-  #requestStreaming = false;
-
-  /** Whether the connection is TLS (read from the transport when the connection is made). */
-  secure = false;
+  /** An explicit answer for {@link secure}, or `null` to ask the transport. */
+  #secure: boolean | null = null;
 
   /**
    * @param options - a {@link ChannelConfig}, or options to make one from.
@@ -368,6 +178,8 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
     const config = options instanceof ChannelConfig ? options : new ChannelConfig(options);
     this.#config = config;
     this.#parser = new RequestParser(this, config.limits);
+    this.output = new ChannelOutput(config.date);
+    this.#timer = new ChannelTimer(config.reactor, this);
   }
 
   /** The site this channel serves, or `null`. */
@@ -395,6 +207,24 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
     return this.#queue.slice();
   }
 
+  /**
+   * Whether the connection is TLS, asked of the transport on each read (its
+   * `isSecure()` or `secure`; `false` for a transport with neither, or
+   * before the connection is made), so a `startTLS()` completed later
+   * counts. Assigning a value overrides the transport's answer (for a
+   * transport that cannot tell, e.g. behind a TLS-terminating wrapper).
+   */
+  get secure(): boolean {
+    if (this.#secure !== null) return this.#secure;
+    const t = this.transport as { isSecure?: () => boolean; secure?: boolean } | undefined;
+    if (t === undefined || t === null) return false;
+    return typeof t.isSecure === 'function' ? t.isSecure() === true : t.secure === true;
+  }
+
+  set secure(value: boolean) {
+    this.#secure = value;
+  }
+
   /** Whether no request is in progress or being received (what a graceful shutdown closes at once). */
   get idle(): boolean {
     return this.#queue.length === 0 && this.#parsing === null;
@@ -404,15 +234,9 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
 
   /** Sets up flow control (the channel produces for the transport), `TCP_NODELAY`, the idle timeout. */
   override connectionMade(): void {
-    const t = this.transport as IStreamTransport & {
-      setTcpNoDelay?: (on: boolean) => void;
-      isSecure?: () => boolean;
-      secure?: boolean;
-    };
-    this.secure = typeof t.isSecure === 'function' ? t.isSecure() : t.secure === true;
+    const t = this.transport as IStreamTransport & { setTcpNoDelay?: (on: boolean) => void };
     if (typeof t.setTcpNoDelay === 'function') t.setTcpNoDelay(true);
-    this.#registered = true;
-    this.transport.registerProducer(this, true);
+    this.output.attach(this.transport, this);
     this.#updateTimer();
   }
 
@@ -454,17 +278,15 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
   override connectionLost(reason: Failure): void {
     if (this.#lost) return;
     this.#lost = true;
-    this.#cancelTimer();
+    this.#timer.cancel();
     this.#leftover = null;
-    this.#outParts = null;
-    this.#outString = '';
+    this.output.stop();
     const queue = this.#queue;
     this.#queue = [];
     const parsing = this.#parsing;
     this.#parsing = null;
     // A pull producer was registered with the transport, which stopped it already.
-    const stopped = this.#requestProducer !== null && !this.#requestStreaming;
-    this.#requestProducer = null;
+    const stopped = this.output.forgetProducer();
     for (const request of queue) request.connectionLost(reason, stopped);
     if (parsing !== null && !queue.includes(parsing)) parsing.connectionLost(reason, false);
     this.#config.site?.channelClosed(this);
@@ -503,7 +325,7 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
       this.#parsing === request &&
       this.#config.bodyTimeout !== Number.POSITIVE_INFINITY
     ) {
-      this.#arm(T_BODY, this.#config.bodyTimeout);
+      this.#timer.arm(T_BODY, this.#config.bodyTimeout);
     }
   }
 
@@ -523,7 +345,7 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
         return;
       }
     }
-    if (this.#timerKind === T_BODY) this.#timer!.reset(this.#config.bodyTimeout);
+    if (this.#timer.kind === T_BODY) this.#timer.reset(this.#config.bodyTimeout);
   }
 
   /** @internal The current request is complete. */
@@ -532,7 +354,7 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
     this.#parsing = null;
     if (request === null) return;
     request.bodyIfAny?.end(trailers);
-    if (this.#timerKind === T_BODY) this.#timerKind = T_NONE;
+    if (this.#timer.kind === T_BODY) this.#timer.kind = T_NONE;
     const head = request.head;
     if (head.upgrade || head.method === 'CONNECT') {
       // The parser paused itself: what follows may not be HTTP. Decided
@@ -564,7 +386,7 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
       !body.complete
     ) {
       request.markContinueSent();
-      this.writeResponse(CONTINUE);
+      this.output.write(CONTINUE);
     }
   }
 
@@ -580,33 +402,12 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
 
   /** @internal The client is not reading: pause the response's producer and stop reading the client. */
   pauseProducing(): void {
-    if (this.#outputPaused) return;
-    this.#outputPaused = true;
-    this.#pause(P_OUTPUT);
-    const producer = this.#requestProducer;
-    if (producer !== null && this.#requestStreaming) {
-      try {
-        (producer as IPushProducer).pauseProducing();
-      } catch (e) {
-        err(e, 'Unhandled error in producer.pauseProducing()');
-      }
-    }
+    if (this.output.pause()) this.#pause(P_OUTPUT);
   }
 
   /** @internal The client reads again: resume the response's producer and reading. */
   resumeProducing(): void {
-    if (!this.#outputPaused) return;
-    this.#outputPaused = false;
-    const producer = this.#requestProducer;
-    if (producer !== null && this.#requestStreaming) {
-      try {
-        (producer as IPushProducer).resumeProducing();
-      } catch (e) {
-        err(e, 'Unhandled error in producer.resumeProducing()');
-      }
-    }
-    // The producer's writes may have filled the buffer (and paused us) again.
-    if (!this.#outputPaused) this.#unpause(P_OUTPUT);
+    if (this.output.resume()) this.#unpause(P_OUTPUT);
   }
 
   /**
@@ -615,7 +416,7 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
    * follows.
    */
   stopProducing(): void {
-    this.#registered = false;
+    this.output.released();
   }
 
   // ------------------------------------------------------------------ the requests' side
@@ -623,85 +424,6 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
   /** @internal Whether `request`'s response may leave the connection open. */
   mayKeepAlive(request: Request): boolean {
     return request.head.keepAlive && !this.#wontReuse && !this.#closing;
-  }
-
-  /**
-   * @internal `"Date: …\r\nServer: torsion\r\n"`, cached per second; while
-   * a read is handled, read once for all the responses it produces
-   * (pipelined ones), sparing a clock read per response.
-   */
-  dateServerFields(): string {
-    if (!this.#batching) return this.#config.date.fields();
-    this.#feedDate ??= this.#config.date.fields();
-    return this.#feedDate;
-  }
-
-  /** @internal The current `Date` value. */
-  dateValue(): string {
-    return this.#config.date.value();
-  }
-
-  /**
-   * @internal Writes response bytes (strings must be ASCII or meant as
-   * UTF-8): gathered while a read is handled, else written at once. Dropped
-   * once the connection is closing or gone.
-   */
-  writeResponse(data: Uint8Array | string): void {
-    if (this.#lost || this.#closing) return;
-    if (this.#batching) {
-      if (typeof data === 'string') {
-        this.#outString += data;
-      } else {
-        this.#outParts ??= [];
-        const parts = this.#outParts;
-        if (this.#outString !== '') {
-          parts.push(this.#outString);
-          this.#outString = '';
-        }
-        parts.push(data);
-      }
-      // Small responses are gathered; big ones go out now, so the transport
-      // sees them (and pauses a producer) as they are written.
-      this.#outBytes += data.length;
-      if (this.#outBytes >= BATCH_LIMIT) this.#flush();
-      return;
-    }
-    try {
-      this.transport.write(data);
-    } catch (e) {
-      if (!(e instanceof TransportClosedError)) throw e;
-    }
-  }
-
-  /**
-   * @internal Writes `a` (ASCII), `b` and (if not null) `c` in order. Small
-   * ones are joined into one Buffer: one `write` costs less than a `writev`
-   * of pieces (this is the head and body of most responses).
-   */
-  writeResponseParts(a: string, b: Uint8Array, c: Uint8Array | null): void {
-    if (this.#lost || this.#closing) return;
-    const la = a.length;
-    const lc = c === null ? 0 : c.length;
-    const total = la + b.length + lc;
-    if (total <= JOIN_LIMIT) {
-      const joined = Buffer.allocUnsafe(total) as LatinWritable;
-      joined.latin1Write(a, 0, la);
-      joined.set(b, la);
-      if (c !== null) joined.set(c, la + b.length);
-      this.writeResponse(joined);
-      return;
-    }
-    if (this.#batching) {
-      this.writeResponse(a);
-      this.writeResponse(b);
-      if (c !== null) this.writeResponse(c);
-      return;
-    }
-    try {
-      this.transport.writeSequence(c === null ? [a, b] : [a, b, c]);
-    } catch (e) {
-      if (!(e instanceof TransportClosedError)) throw e;
-    }
   }
 
   /** @internal `request` registered a producer (it is the request in progress). */
@@ -713,20 +435,7 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
     if (request !== this.#queue[0]) {
       throw new InvalidArgumentError('registerProducer(): the request is not in progress');
     }
-    this.#requestProducer = producer;
-    this.#requestStreaming = streaming;
-    if (this.#lost || this.#closing) return;
-    if (streaming) {
-      if (this.#outputPaused) (producer as IPushProducer).pauseProducing();
-      return;
-    }
-    // A pull producer is driven by the transport itself (more on each drain).
-    this.#flush();
-    if (this.#registered) {
-      this.#registered = false;
-      this.transport.unregisterProducer();
-    }
-    this.transport.registerProducer(producer, false);
+    this.output.producerRegistered(producer, streaming);
   }
 
   /** @internal `request` unregistered its producer. */
@@ -735,12 +444,7 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
     producer: IPushProducer | IPullProducer,
     streaming: boolean,
   ): void {
-    if (this.#requestProducer !== producer) return;
-    this.#requestProducer = null;
-    if (streaming || this.#lost || this.#closing) return;
-    this.#flush();
-    this.transport.unregisterProducer();
-    this.#registerSelf();
+    if (this.output.producerUnregistered(producer, streaming)) this.#unpause(P_OUTPUT);
   }
 
   /**
@@ -815,7 +519,8 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
   abortConnection(): void {
     if (this.#lost) return;
     this.#closing = true;
-    this.#cancelTimer();
+    this.output.stop();
+    this.#timer.cancel();
     this.transport.abortConnection();
   }
 
@@ -828,17 +533,15 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
    * @throws TransportClosedError when the transport cannot be detached.
    */
   detach(): { socket: Socket; head: Buffer } {
-    this.#flush();
-    if (this.#registered) {
-      this.#registered = false;
-      this.transport.unregisterProducer();
-    }
+    this.output.flush();
+    this.output.unregister(false);
+    this.output.stop();
     const { socket, head } = this.transport.detach();
     const left = this.#leftover;
     this.#leftover = null;
     this.#lost = true;
     this.#closing = true;
-    this.#cancelTimer();
+    this.#timer.cancel();
     this.#queue = [];
     this.#parsing = null;
     this.#config.site?.channelClosed(this);
@@ -848,68 +551,41 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
 
   // ------------------------------------------------------------------ internals
 
-  /** Parses `data` with writes gathered; keeps what the parser leaves when it pauses. */
+  /**
+   * Parses `data` with the responses it produces gathered (they leave in
+   * one write at the end); keeps what the parser leaves when it pauses.
+   */
   #feed(data: Buffer): void {
-    const outer = this.#batching;
-    this.#batching = true;
-    this.#executing = true;
-    let consumed: number;
+    const started = this.output.begin();
     try {
-      consumed = this.#parser.execute(data);
-    } finally {
-      this.#executing = false;
-      if (!outer) this.#batching = false;
-    }
-    if (consumed < data.length && !this.#parser.finished && !this.#closing && !this.#lost) {
-      this.#leftover = consumed === 0 ? data : data.subarray(consumed);
-    }
-    const later = this.#dispatchLater;
-    if (later !== null) {
-      this.#dispatchLater = null;
-      if (this.#queue[0] === later && !this.#lost) this.#dispatch(later);
-    }
-    if (this.#peerEOF) this.#eofCheck();
-    if (!this.#lost && !this.#closing) this.#updateTimer();
-    if (!outer) {
-      this.#feedDate = null;
-      this.#flush();
-    }
-  }
-
-  /** Writes what was gathered: one write, or one `writeSequence` (a single `writev`). */
-  #flush(): void {
-    const parts = this.#outParts;
-    const s = this.#outString;
-    const bytes = this.#outBytes;
-    this.#outString = '';
-    this.#outBytes = 0;
-    if (parts === null || parts.length === 0) {
-      if (s === '' || this.#lost || this.#closing) return;
+      this.#executing = true;
+      let consumed: number;
       try {
-        this.transport.write(s);
-      } catch (e) {
-        if (!(e instanceof TransportClosedError)) throw e;
+        consumed = this.#parser.execute(data);
+      } finally {
+        this.#executing = false;
       }
-      return;
-    }
-    if (s !== '') parts.push(s);
-    try {
-      if (this.#lost || this.#closing) return;
-      if (parts.length === 1) this.transport.write(parts[0]!);
-      else if (bytes <= BATCH_LIMIT) this.transport.write(joinParts(parts));
-      else this.transport.writeSequence(parts);
-    } catch (e) {
-      if (!(e instanceof TransportClosedError)) throw e;
+      if (consumed < data.length && !this.#parser.finished && !this.#closing && !this.#lost) {
+        this.#leftover = consumed === 0 ? data : data.subarray(consumed);
+      }
+      const later = this.#dispatchLater;
+      if (later !== null) {
+        this.#dispatchLater = null;
+        if (this.#queue[0] === later && !this.#lost) this.#dispatch(later);
+      }
+      if (this.#peerEOF) this.#eofCheck();
+      if (!this.#lost && !this.#closing) this.#updateTimer();
     } finally {
-      parts.length = 0;
+      this.output.end(started);
     }
   }
 
   #dispatch(request: Request): void {
-    this.#timerKind = T_NONE;
+    this.#timer.kind = T_NONE;
     const site = this.#config.site;
     try {
-      if (site !== null) site.process(request);
+      if (request.head.expectationFailed) expectationFailed(request);
+      else if (site !== null) site.process(request);
       else notFound(request);
     } catch (e) {
       err(e, 'Unhandled error dispatching a request');
@@ -923,7 +599,7 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
     if (was !== 0) return;
     this.#parser.pause();
     if (!this.#lost && !this.#closing) this.transport.pauseProducing();
-    if (this.#timerKind === T_BODY) this.#timerKind = T_NONE;
+    if (this.#timer.kind === T_BODY) this.#timer.kind = T_NONE;
   }
 
   #unpause(bit: number): void {
@@ -942,18 +618,10 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
     if (
       (this.#parsing?.bodyIfAny ?? null) !== null &&
       this.#config.bodyTimeout !== Number.POSITIVE_INFINITY &&
-      this.#timerKind === T_NONE
+      this.#timer.kind === T_NONE
     ) {
-      this.#arm(T_BODY, this.#config.bodyTimeout);
+      this.#timer.arm(T_BODY, this.#config.bodyTimeout);
     }
-  }
-
-  /** Registers the channel as the transport's producer again (after a pull producer). */
-  #registerSelf(): void {
-    this.#outputPaused = false;
-    this.#registered = true;
-    this.transport.registerProducer(this, true); // may pause us at once
-    if (!this.#outputPaused) this.#unpause(P_OUTPUT);
   }
 
   /** The pipeline became empty: a pending error, a close, or the wait for the next request. */
@@ -985,7 +653,7 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
         // within closeTimeout.
         request.forceClose();
         this.#wontReuse = true;
-        this.#arm(T_ANSWER, this.#config.closeTimeout);
+        this.#timer.arm(T_ANSWER, this.#config.closeTimeout);
         return;
       }
       if (i === -1) {
@@ -1003,16 +671,10 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
   /** Writes the pending error's minimal response and closes. */
   #sendError(): void {
     const error = this.#pendingError!;
-    const status = error.status;
-    const reason = reasonPhrase(status);
-    const text = `${status} ${reason}: ${error.message}\n`;
-    const length = Buffer.byteLength(text);
-    this.writeResponse(
-      `${statusLineText(status)}${this.dateServerFields()}Content-Type: text/plain; charset=utf-8\r\n` +
-        `Content-Length: ${length}\r\nConnection: close\r\n\r\n${text}`,
-    );
+    const { response, bodyLength } = errorResponse(error, this.#config.date.fields());
+    this.output.write(response);
     try {
-      this.#config.site?.errorSent(this, status, length);
+      this.#config.site?.errorSent(this, error.status, bodyLength);
     } catch (e) {
       err(e, 'Unhandled error logging an error response');
     }
@@ -1049,65 +711,40 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
   /** Closes cleanly: flush, give up the transport's producer slot, FIN, and a deadline to abort. */
   #closeConnection(): void {
     if (this.#closing || this.#lost) return;
-    this.#flush();
+    this.output.flush();
     this.#closing = true;
+    this.output.stop();
     this.#leftover = null;
     this.#readPause |= P_STOP;
-    const transport = this.transport;
-    if (this.#registered) {
-      this.#registered = false;
-      transport.unregisterProducer();
-    } else if (this.#requestProducer !== null && !this.#requestStreaming) {
-      transport.unregisterProducer();
-    }
-    transport.loseConnection();
-    if (!this.#lost) this.#arm(T_CLOSE, this.#config.closeTimeout);
+    this.output.unregister(true);
+    this.transport.loseConnection();
+    if (!this.#lost) this.#timer.arm(T_CLOSE, this.#config.closeTimeout);
   }
 
   #updateTimer(): void {
-    if (this.#closing || this.#lost || this.#timerKind === T_ANSWER) return;
+    if (this.#closing || this.#lost || this.#timer.kind === T_ANSWER) return;
     const config = this.#config;
     if (this.#queue.length > 0 || this.#parsing !== null) {
-      if (this.#timerKind !== T_BODY) this.#timerKind = T_NONE;
+      if (this.#timer.kind !== T_BODY) this.#timer.kind = T_NONE;
       return;
     }
     if (this.#parser.idle && this.#leftover === null) {
-      if (this.#timerKind !== T_IDLE) this.#arm(T_IDLE, config.idleTimeout);
-    } else if (this.#timerKind !== T_HEADERS) {
-      this.#arm(T_HEADERS, config.headerTimeout);
+      if (this.#timer.kind !== T_IDLE) this.#timer.arm(T_IDLE, config.idleTimeout);
+    } else if (this.#timer.kind !== T_HEADERS) {
+      this.#timer.arm(T_HEADERS, config.headerTimeout);
     }
   }
 
-  /** Points the one delayed call at `kind`, `after` seconds from now (never for an infinite time). */
-  #arm(kind: number, after: number): void {
-    if (after === Number.POSITIVE_INFINITY) {
-      this.#timerKind = T_NONE;
-      return;
-    }
-    this.#timerKind = kind;
-    const timer = this.#timer;
-    if (timer?.active()) timer.reset(after);
-    else this.#timer = this.#config.reactor.callLater(after, HTTPChannel.#timedOut, this);
-  }
-
-  #cancelTimer(): void {
-    const timer = this.#timer;
-    this.#timer = null;
-    this.#timerKind = T_NONE;
-    if (timer?.active()) timer.cancel();
-  }
-
-  static #timedOut(channel: HTTPChannel): void {
-    const kind = channel.#timerKind;
-    channel.#timerKind = T_NONE;
-    if (channel.#lost) return;
+  /** @internal The one delayed call ran out, waiting for `kind` (see channel-timer.ts). */
+  timedOut(kind: number): void {
+    if (this.#lost) return;
     switch (kind) {
       case T_IDLE:
-        if (channel.idle && channel.#parser.idle) channel.#closeConnection();
+        if (this.idle && this.#parser.idle) this.#closeConnection();
         break;
       case T_HEADERS:
-        if (channel.idle) {
-          channel.#protocolError(
+        if (this.idle) {
+          this.#protocolError(
             new HTTPError(
               408,
               'request head not complete in time',
@@ -1117,21 +754,14 @@ export class HTTPChannel extends Protocol implements ParserHandler, BodyOwner, I
         }
         break;
       case T_BODY:
-        channel.#protocolError(
+        this.#protocolError(
           new HTTPError(408, 'request body not received in time', 'TORSION_ERR_HTTP_BODY_TIMEOUT'),
         );
         break;
       case T_CLOSE:
       case T_ANSWER:
-        channel.abortConnection();
+        this.abortConnection();
         break;
     }
   }
-}
-
-/** What a channel without a site answers. */
-function notFound(request: Request): void {
-  request.setResponseCode(404);
-  request.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  request.respond('404 Not Found\n');
 }

@@ -207,3 +207,10 @@ export class ParserStateError extends TorsionError {
     super(message, 'TORSION_ERR_HTTP_PARSER_STATE');
   }
 }
+
+/** The response declared a `Content-Length` and `write` would go past it (nothing is written). */
+export class ContentLengthMismatch extends TorsionError {
+  constructor(message: string) {
+    super(message, 'TORSION_ERR_HTTP_CONTENT_LENGTH_MISMATCH');
+  }
+}

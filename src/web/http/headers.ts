@@ -301,6 +301,38 @@ export function assertHeaderValue(name: string, value: string): void {
 
 // ====================================================================== Headers
 
+/**
+ * Field names already checked, with their lower-case form: responses set
+ * the same few names over and over. Bounded; names past the bound are
+ * checked each time.
+ */
+const CHECKED_NAMES = new Map<string, string>();
+const MAX_CHECKED_NAMES = 256;
+
+/** `name` lower-cased, after checking it is a token. @throws InvalidHeaderError */
+function checkedLowerName(name: string): string {
+  let lower = CHECKED_NAMES.get(name);
+  if (lower === undefined) {
+    assertHeaderName(name);
+    lower = name.toLowerCase();
+    if (CHECKED_NAMES.size < MAX_CHECKED_NAMES) CHECKED_NAMES.set(name, lower);
+  }
+  return lower;
+}
+
+/** Below this length a loop in JS beats the native `latin1Write` (its call and checks). */
+const SHORT_TEXT = 32;
+
+/** Writes `s` (characters below U+0100) at `buf[pos]`, one byte each; returns the new position. */
+function putText(buf: Buffer, pos: number, s: string): number {
+  const n = s.length;
+  if (n >= SHORT_TEXT) return pos + (buf as Latin1Writable).latin1Write(s, pos, n);
+  for (let i = 0; i < n; i++) buf[pos + i] = s.charCodeAt(i);
+  return pos + n;
+}
+
+type Latin1Writable = Buffer & { latin1Write(s: string, offset: number, length: number): number };
+
 /** What a {@link Headers} can be built from. */
 export type HeadersInit =
   | Headers
@@ -507,12 +539,11 @@ export class Headers implements Iterable<[string, string]> {
    * @throws InvalidHeaderError for an invalid name or value (nothing is changed then).
    */
   set(name: string, value: string | readonly string[]): this {
-    assertHeaderName(name);
+    const lower = checkedLowerName(name);
     if (typeof value === 'string') assertHeaderValue(name, value);
     else for (const v of value) assertHeaderValue(name, v);
-    const lower = name.toLowerCase();
     const f = this.#f;
-    const at = this.#find(lower, 0);
+    const at = f.length === 0 ? -1 : this.#find(lower, 0);
     if (at !== -1) this.delete(lower);
     if (typeof value === 'string') {
       if (at === -1) f.push(name, lower, value);
@@ -533,9 +564,9 @@ export class Headers implements Iterable<[string, string]> {
    * @throws InvalidHeaderError for an invalid name or value.
    */
   add(name: string, value: string): this {
-    assertHeaderName(name);
+    const lower = checkedLowerName(name);
     assertHeaderValue(name, value);
-    this.#f.push(name, '', value);
+    this.#f.push(name, lower, value);
     return this;
   }
 
@@ -627,6 +658,32 @@ export class Headers implements Iterable<[string, string]> {
       else out[lower] = `${prev as string}${lower === 'cookie' ? '; ' : ', '}${value}`;
     }
     return out;
+  }
+
+  /** @internal The bytes {@link encodeInto} writes. */
+  encodedLength(): number {
+    const f = this.#f;
+    let n = 0;
+    for (let i = 0; i < f.length; i += 3) n += f[i]!.length + f[i + 2]!.length + 4;
+    return n;
+  }
+
+  /**
+   * @internal Writes the field lines of {@link serialize} at `buf[pos]`
+   * (latin1: one byte per character) and returns the new position; the
+   * caller has made room for {@link encodedLength} bytes.
+   */
+  encodeInto(buf: Buffer, pos: number): number {
+    const f = this.#f;
+    for (let i = 0; i < f.length; i += 3) {
+      pos = putText(buf, pos, f[i]!);
+      buf[pos++] = 0x3a;
+      buf[pos++] = 0x20;
+      pos = putText(buf, pos, f[i + 2]!);
+      buf[pos++] = 0x0d;
+      buf[pos++] = 0x0a;
+    }
+    return pos;
   }
 
   /**

@@ -3,12 +3,13 @@
  * sees it (Twisted's `http.Request` + `server.Request`, implementing
  * {@link IRequest}).
  *
- * The request builds its response: the head (status line cached per code,
- * `Date` and `Server` cached per second by the channel, the response headers,
- * the framing fields) is one string written with the first body bytes; body
- * bytes go to the channel without being copied (chunked framing is a size
- * line and a CRLF around them). Everything about the connection (pipelining,
- * keep-alive, flow control, timeouts) is the channel's.
+ * The request decides its response's head and framing (`response-head.ts`
+ * lays the bytes out: shared pre-encoded pieces, the resource's fields) and
+ * writes it with the first body bytes into the channel's output; small body
+ * pieces are copied there with their framing, big ones go to the channel
+ * as they are (chunked framing is a size line and a CRLF around them).
+ * Everything about the connection (pipelining, keep-alive, flow control,
+ * timeouts) is the channel's.
  *
  * Lazily computed (Hono's `??=`): `args`, cookies, the response headers and
  * the body object, so a request that never looks at them never pays.
@@ -16,14 +17,12 @@
  * @module
  */
 
-import { isAscii } from 'node:buffer';
 import { Deferred, fail, succeed } from '../../reactor/deferred.js';
 import {
   AlreadyCalledError,
   ConnectionLost,
   InvalidArgumentError,
   ProducerAlreadyRegistered,
-  TorsionError,
   TransportClosedError,
 } from '../../reactor/errors.js';
 import { Failure } from '../../reactor/failure.js';
@@ -34,243 +33,38 @@ import type { Session } from '../site.js';
 import { RequestBody } from './body.js';
 import type { HTTPChannel } from './channel.js';
 import { CRLF, encodeLastChunk, LAST_CHUNK } from './chunked.js';
-import { Headers, isToken } from './headers.js';
+import { formatCookie, parseCookies } from './cookies.js';
+import { ContentLengthMismatch } from './errors.js';
+import { Headers } from './headers.js';
+import type { FastBuffer } from './output.js';
 import type { RequestHead } from './parser.js';
+import { absolutePath, parseQuery } from './query.js';
+import {
+  chunkRoom,
+  encodeHead,
+  F_CHUNKED,
+  F_CLOSE,
+  F_LENGTH,
+  F_NONE,
+  HEAD_PLAN,
+  headLength,
+  INLINE_BODY,
+  planHead,
+  putBody,
+} from './response-head.js';
 import { statusHasNoBody, statusLineText } from './status.js';
 
-/** The response declared a `Content-Length` and `write` would go past it. */
-export class ContentLengthMismatch extends TorsionError {
-  constructor(message: string) {
-    super(message, 'TORSION_ERR_HTTP_CONTENT_LENGTH_MISMATCH');
-  }
-}
+// Kept importable from here, where they were first defined.
+export { formatCookie } from './cookies.js';
+export { ContentLengthMismatch } from './errors.js';
+export { parseQuery, pathSegments } from './query.js';
 
 const EMPTY_ARGS: ReadonlyMap<string, string[]> = new Map();
-/** Whether `s` has a character above U+007F (its UTF-8 form is then longer than it). */
-function nonAscii(s: string): boolean {
-  return Buffer.byteLength(s, 'utf8') !== s.length;
-}
-const DIGITS = /^\d{1,15}$/;
-
-/** How the response body is framed on the wire. */
-const F_NONE = 0; // no body (HEAD, 1xx, 204, 304)
-const F_LENGTH = 1; // Content-Length
-const F_CHUNKED = 2; // Transfer-Encoding: chunked
-const F_CLOSE = 3; // until the connection closes (HTTP/1.0, length unknown)
 
 // ====================================================================== helpers
 
-/**
- * What one pass over the response headers found (scratch space: filled and
- * read within one `#writeHead`, which never re-enters).
- */
-const FOUND = {
-  length: null as string | null,
-  lengths: 0,
-  te: false,
-  connection: null as string | null,
-  date: false,
-  server: false,
-};
-
-/** Whether `name` is `lower` in any case (`lower` is lower-case, same length). */
-function named(name: string, lower: string): boolean {
-  return name === lower || name.toLowerCase() === lower;
-}
-
-/** `Headers.forEach` callback noting the fields in {@link FOUND} (only names of their lengths are compared). */
-function noteField(value: string, name: string): void {
-  const found = FOUND;
-  switch (name.length) {
-    case 4:
-      if (named(name, 'date')) found.date = true;
-      break;
-    case 6:
-      if (named(name, 'server')) found.server = true;
-      break;
-    case 10:
-      if (named(name, 'connection')) {
-        found.connection = found.connection === null ? value : `${found.connection}, ${value}`;
-      }
-      break;
-    case 14:
-      if (named(name, 'content-length')) {
-        found.length = value;
-        found.lengths++;
-      }
-      break;
-    case 17:
-      if (named(name, 'transfer-encoding')) found.te = true;
-      break;
-  }
-}
-
-/** Bodies up to this size that are ASCII are sent with their head as one string. */
-const SMALL_BODY = 1024;
-
-type Latin1Readable = Buffer & { latin1Slice(start: number, end: number): string };
-
-/** `data` (ASCII) as a string. */
-function asLatin1(data: Uint8Array, n: number): string {
-  const buf = (
-    Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, n)
-  ) as Latin1Readable;
-  return buf.latin1Slice(0, n);
-}
-
 function byteLength(data: Uint8Array | string): number {
   return typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.length;
-}
-
-/**
- * Percent-decodes `s` leniently, as `application/x-www-form-urlencoded`
- * and Python's `unquote` do: valid escapes become bytes (decoded as UTF-8,
- * invalid sequences as U+FFFD), anything else stays as it is.
- */
-function decodeLenient(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    const parts: Buffer[] = [];
-    let start = 0;
-    for (let i = s.indexOf('%'); i !== -1; i = s.indexOf('%', i + 1)) {
-      const hex = s.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(hex)) continue;
-      parts.push(Buffer.from(s.slice(start, i), 'utf8'), Buffer.of(Number.parseInt(hex, 16)));
-      start = i + 3;
-      i += 2;
-    }
-    parts.push(Buffer.from(s.slice(start), 'utf8'));
-    return Buffer.concat(parts).toString('utf8');
-  }
-}
-
-function decodeQueryPart(s: string): string {
-  if (s.includes('+')) s = s.replaceAll('+', ' ');
-  return s.includes('%') ? decodeLenient(s) : s;
-}
-
-/**
- * Parses a query string (`a=1&b=x+y&a=2`, without `?`) into each name's
- * values in order: `+` is a space, escapes are decoded leniently, a field
- * without `=` has the value `''`, empty fields are skipped.
- */
-export function parseQuery(query: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  if (query === '') return out;
-  for (const field of query.split('&')) {
-    if (field === '') continue;
-    const eq = field.indexOf('=');
-    const name = decodeQueryPart(eq === -1 ? field : field.slice(0, eq));
-    const value = eq === -1 ? '' : decodeQueryPart(field.slice(eq + 1));
-    const values = out.get(name);
-    if (values === undefined) out.set(name, [value]);
-    else values.push(value);
-  }
-  return out;
-}
-
-/**
- * The decoded segments of a path after its first `/` (Twisted's `postpath`):
- * `/` → `['']`, `/a/b%20c/` → `['a', 'b c', '']`. Returns `null` when a
- * segment has an escape that is not valid percent-encoded UTF-8 (the site
- * answers 400). `'*'` and other paths not starting with `/` give `[]`.
- */
-export function pathSegments(path: string): string[] | null {
-  if (path.charCodeAt(0) !== 0x2f) return [];
-  if (path.length === 1) return [''];
-  const segments = path.slice(1).split('/');
-  if (!path.includes('%')) return segments;
-  try {
-    for (let i = 0; i < segments.length; i++) {
-      const s = segments[i]!;
-      if (s.includes('%')) segments[i] = decodeURIComponent(s);
-    }
-  } catch {
-    return null;
-  }
-  return segments;
-}
-
-// RFC 6265 cookie-octet: visible ASCII but DQUOTE, comma, semicolon and backslash.
-const COOKIE_VALUE = /^[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*$/;
-const COOKIE_ATTRIBUTE = /^[\x20-\x3a\x3c-\x7e]*$/;
-
-/**
- * A `Set-Cookie` field value (RFC 6265 §4.1).
- * @throws InvalidArgumentError for a name that is not a token, a value
- *   outside cookie-octets, an attribute with `;` or a control character, a
- *   non-integer `maxAge`, an invalid date or `sameSite`.
- */
-export function formatCookie(name: string, value: string, options: CookieOptions = {}): string {
-  if (typeof name !== 'string' || !isToken(name)) {
-    throw new InvalidArgumentError(`invalid cookie name ${JSON.stringify(name)}`);
-  }
-  if (typeof value !== 'string' || !COOKIE_VALUE.test(value)) {
-    throw new InvalidArgumentError(`invalid cookie value ${JSON.stringify(value)}`);
-  }
-  let s = `${name}=${value}`;
-  const { expires, maxAge, domain, path, secure, httpOnly, sameSite } = options;
-  if (expires !== undefined) {
-    if (!(expires instanceof Date) || Number.isNaN(expires.getTime())) {
-      throw new InvalidArgumentError('cookie expires must be a valid Date');
-    }
-    s += `; Expires=${expires.toUTCString()}`;
-  }
-  if (maxAge !== undefined) {
-    if (!Number.isSafeInteger(maxAge)) throw new InvalidArgumentError('cookie maxAge: an integer');
-    s += `; Max-Age=${maxAge}`;
-  }
-  if (domain !== undefined) {
-    if (typeof domain !== 'string' || !COOKIE_ATTRIBUTE.test(domain)) {
-      throw new InvalidArgumentError(`invalid cookie domain ${JSON.stringify(domain)}`);
-    }
-    s += `; Domain=${domain}`;
-  }
-  if (path !== undefined) {
-    if (typeof path !== 'string' || !COOKIE_ATTRIBUTE.test(path)) {
-      throw new InvalidArgumentError(`invalid cookie path ${JSON.stringify(path)}`);
-    }
-    s += `; Path=${path}`;
-  }
-  if (secure) s += '; Secure';
-  if (httpOnly) s += '; HttpOnly';
-  if (sameSite !== undefined) {
-    if (sameSite !== 'Strict' && sameSite !== 'Lax' && sameSite !== 'None') {
-      throw new InvalidArgumentError(`invalid cookie sameSite ${String(sameSite)}`);
-    }
-    s += `; SameSite=${sameSite}`;
-  }
-  return s;
-}
-
-/** Parses `Cookie` header values (RFC 6265 §5.4): the first value of each name wins. */
-function parseCookies(values: string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const header of values) {
-    for (const pair of header.split(';')) {
-      const eq = pair.indexOf('=');
-      if (eq === -1) continue;
-      const name = pair.slice(0, eq).trim();
-      if (name === '' || out.has(name)) continue;
-      let value = pair.slice(eq + 1).trim();
-      if (value.length >= 2 && value.charCodeAt(0) === 0x22 && value.endsWith('"')) {
-        value = value.slice(1, -1);
-      }
-      out.set(name, value);
-    }
-  }
-  return out;
-}
-
-/** The path part of an absolute-form target `scheme://authority/path?query`. */
-function absolutePath(target: string): string {
-  const start = target.indexOf('://') + 3;
-  let end = target.length;
-  const q = target.indexOf('?', start);
-  if (q !== -1) end = q;
-  const slash = target.indexOf('/', start);
-  return slash === -1 || slash > end ? '/' : target.slice(slash, end);
 }
 
 // ====================================================================== Request
@@ -308,8 +102,6 @@ export class Request implements IRequest {
   readonly path: string;
   /** `'HTTP/1.0'` or `'HTTP/1.1'` (HTTP/1.2–1.9 are processed as 1.1). */
   readonly clientproto: 'HTTP/1.0' | 'HTTP/1.1';
-  /** The request's header fields. */
-  readonly requestHeaders: Headers;
   /** The parsed head (framing details: `keepAlive`, `expectContinue`, `upgrade`…). */
   readonly head: RequestHead;
   /** Path segments already traversed (set by the site). */
@@ -351,7 +143,6 @@ export class Request implements IRequest {
     const target = head.target;
     this.uri = target;
     this.clientproto = head.version === '1.1' ? 'HTTP/1.1' : 'HTTP/1.0';
-    this.requestHeaders = head.headers;
     this.#body = body;
     const q = target.indexOf('?');
     this.#query = q === -1 ? '' : target.slice(q + 1);
@@ -366,6 +157,11 @@ export class Request implements IRequest {
     if (this.#query === '') return EMPTY_ARGS;
     this.#args ??= parseQuery(this.#query);
     return this.#args;
+  }
+
+  /** The request's header fields (the head's: made on first use). */
+  get requestHeaders(): Headers {
+    return this.head.headers;
   }
 
   /** The first value of a request header (several lines joined with `", "`), or `null`. */
@@ -586,7 +382,7 @@ export class Request implements IRequest {
       return;
     }
     if (n === 0) return;
-    this.#writeBody(data, n, '');
+    this.#writeBody(data, n);
   }
 
   /**
@@ -637,7 +433,7 @@ export class Request implements IRequest {
       this.#writeHead(this.#sent, null, 0);
     } else if (this.#framing === F_CHUNKED) {
       const trailers = this.#trailers;
-      this.channel.writeResponse(trailers === null ? LAST_CHUNK : encodeLastChunk(trailers));
+      this.channel.output.write(trailers === null ? LAST_CHUNK : encodeLastChunk(trailers));
     }
     this.#done();
   }
@@ -750,83 +546,19 @@ export class Request implements IRequest {
   /**
    * Builds and sends the head, with `data` (`n` bytes; `null` for none)
    * after it. `total` is the whole body's length when known (`respond`,
-   * `finish`), else -1.
+   * `finish`), else -1. The head is encoded straight into the channel's
+   * output (latin1: every header character is below U+0100), with the body
+   * when it is small.
    */
   #writeHead(total: number, data: Uint8Array | string | null, n: number): void {
     this.#startedWriting = true;
     const channel = this.channel;
-    const code = this.#code;
-    const isHead = this.method === 'HEAD';
-    const noBody = isHead || statusHasNoBody(code);
-    const headers = this.#responseHeaders;
-    let declared = -1;
-    let userLength = false;
     let persistent = channel.mayKeepAlive(this);
-    let fields = '';
-    let dateServer = true;
-    let hasDate = false;
-    let hasServer = false;
-    if (headers !== null && headers.size > 0) {
-      // One pass finds the fields the channel owns or must not duplicate.
-      const found = FOUND;
-      found.length = null;
-      found.lengths = 0;
-      found.te = false;
-      found.connection = null;
-      found.date = false;
-      found.server = false;
-      headers.forEach(noteField);
-      const cl = found.length;
-      if (cl !== null) {
-        if (found.lengths === 1 && DIGITS.test(cl) && code !== 204 && code >= 200) {
-          declared = Number(cl);
-          userLength = true;
-        } else {
-          headers.delete('content-length');
-        }
-      }
-      if (found.te) headers.delete('transfer-encoding');
-      const connection = found.connection;
-      if (connection !== null) {
-        if (/(?:^|,)\s*close\s*(?:,|$)/i.test(connection)) persistent = false;
-        headers.delete('connection');
-      }
-      hasDate = found.date;
-      hasServer = found.server;
-      dateServer = !hasDate && !hasServer;
-      fields = headers.serialize();
-    }
-    let head =
-      this.#message === undefined
-        ? statusLineText(code, undefined, '1.1')
-        : statusLineText(code, this.#message, '1.1');
-    if (dateServer) head += channel.dateServerFields();
-    else {
-      if (!hasDate) head += `Date: ${channel.dateValue()}\r\n`;
-      if (!hasServer) head += 'Server: torsion\r\n';
-    }
-    head += fields;
-    let framing: number;
-    if (noBody) {
-      framing = F_NONE;
-      if (isHead && !userLength && total > 0) head += `Content-Length: ${total}\r\n`;
-    } else if (total >= 0 && !userLength) {
-      framing = F_LENGTH;
-      declared = total;
-      head += `Content-Length: ${total}\r\n`;
-    } else if (declared >= 0) {
-      framing = F_LENGTH;
-    } else if (this.clientproto === 'HTTP/1.1') {
-      framing = F_CHUNKED;
-      head += 'Transfer-Encoding: chunked\r\n';
-    } else {
-      framing = F_CLOSE;
-      persistent = false;
-    }
     const body = this.#body;
-    if (body !== null && !body.complete && !body.wanted) {
-      if (this.head.expectContinue && !this.#continueSent) {
-        // The client may be holding the body back for our 100: it will never come now.
+    if (persistent && body !== null && !body.complete && !body.wanted) {
+      if ((this.head.expectContinue || this.head.expectationFailed) && !this.#continueSent) {
+        // The client may be holding the body back for our 100 (or for an
+        // answer to its expectation): it will never come now.
         persistent = false;
       } else if (body.length !== null && body.length - body.received > channel.maxDiscardedBody) {
         // Nobody asked for the body and too much of it is left to drop: the
@@ -834,60 +566,68 @@ export class Request implements IRequest {
         persistent = false;
       }
     }
-    if (!persistent) head += 'Connection: close\r\n';
-    else if (this.clientproto === 'HTTP/1.0') head += 'Connection: keep-alive\r\n';
-    head += '\r\n';
+    const plan = HEAD_PLAN;
+    planHead(
+      plan,
+      channel.output,
+      this.#code,
+      this.#message,
+      this.#responseHeaders,
+      this.method === 'HEAD',
+      this.clientproto === 'HTTP/1.1',
+      total,
+      persistent,
+    );
+    const framing = plan.framing;
+    const declared = plan.declared;
     this.#framing = framing;
     this.#declared = declared;
-    this.#persistent = persistent;
-    if (
-      (fields !== '' && nonAscii(fields)) ||
-      (this.#message !== undefined && nonAscii(this.#message))
-    ) {
-      // Field values may hold latin1 characters: the head is bytes, one per character.
-      channel.writeResponse(Buffer.from(head, 'latin1'));
-      if (data !== null) this.#writeBody(data, n, '');
-      return;
+    this.#persistent = plan.persistent;
+    // A small body goes with the head, in the same piece of output.
+    const inline =
+      data !== null &&
+      n <= INLINE_BODY &&
+      (framing === F_CHUNKED || framing === F_CLOSE || (framing === F_LENGTH && n <= declared));
+    const room = headLength(plan);
+    const cursor = channel.output.cursor(inline ? room + chunkRoom(n) : room);
+    const buf = cursor.buf as FastBuffer;
+    let pos = encodeHead(buf, cursor.pos, plan);
+    plan.fields = null; // no reference kept to the headers
+    if (inline) {
+      pos = putBody(buf, pos, data, n, framing === F_CHUNKED);
+      this.#sent += n;
     }
-    if (data === null) {
-      channel.writeResponse(head);
-      return;
-    }
-    this.#writeBody(data, n, head);
+    cursor.pos = pos;
+    channel.output.written(cursor);
+    if (!inline && data !== null) this.#writeBody(data, n);
   }
 
-  /** Sends `n` body bytes after `prefix` (the head, or ''), framed. */
-  #writeBody(data: Uint8Array | string, n: number, prefix: string): void {
+  /** Sends `n` body bytes after the head, framed; small ones are copied into the output, big ones not. */
+  #writeBody(data: Uint8Array | string, n: number): void {
     const framing = this.#framing;
     if (framing === F_NONE) {
       this.#sent += n;
-      if (prefix !== '') this.channel.writeResponse(prefix);
       this.#pullAgain();
       return;
     }
     if (framing === F_LENGTH && this.#sent + n > this.#declared) {
-      if (prefix !== '') this.channel.writeResponse(prefix);
       throw new ContentLengthMismatch(
         `write() of ${n} bytes would exceed the declared Content-Length ${this.#declared} (${this.#sent} sent)`,
       );
     }
     this.#sent += n;
     const channel = this.channel;
-    if (framing === F_CHUNKED) {
-      const size = `${n.toString(16)}\r\n`;
-      if (typeof data === 'string') channel.writeResponse(`${prefix}${size}${data}\r\n`);
-      else channel.writeResponseParts(prefix + size, data, CRLF);
-    } else if (typeof data === 'string') {
-      channel.writeResponse(prefix === '' ? data : prefix + data);
-    } else if (prefix === '') {
-      channel.writeResponse(data);
-    } else if (n <= SMALL_BODY && isAscii(data)) {
-      // A small ASCII body (most short answers): head and body as one string,
-      // one write, no Buffer to assemble.
-      channel.writeResponse(prefix + asLatin1(data, n));
-    } else {
-      channel.writeResponseParts(prefix, data, null);
+    if (framing !== F_CHUNKED) {
+      channel.output.write(data);
+      return;
     }
+    if (n > INLINE_BODY && typeof data !== 'string') {
+      channel.output.pieces([`${n.toString(16)}\r\n`, data, CRLF]);
+      return;
+    }
+    const cursor = channel.output.cursor(chunkRoom(n));
+    cursor.pos = putBody(cursor.buf as FastBuffer, cursor.pos, data, n, true);
+    channel.output.written(cursor);
   }
 
   /**
