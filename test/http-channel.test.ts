@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Clock } from '../src/reactor/clock.js';
 import { Deferred } from '../src/reactor/deferred.js';
-import { ConnectionLost } from '../src/reactor/errors.js';
+import { ConnectionLost, InvalidArgumentError } from '../src/reactor/errors.js';
 import type { IPullProducer, IPushProducer } from '../src/reactor/interfaces.js';
 import { StringTransport } from '../src/testing/string-transport.js';
 import { HTTPChannel } from '../src/web/http/channel.js';
@@ -693,9 +693,59 @@ describe('HTTPChannel: request body flow control', () => {
     request.finish();
   });
 
-  test('a client that half-closes mid-body: the body fails with ConnectionLost; earlier requests are answered', async () => {
+  test('the client FIN (default): finished responses are flushed, the rest are lost at once, then close', () => {
     const root = new Recorder();
     const c = memoryConnection(root);
+    c.feed(`${GET('/a')}${GET('/slow')}${GET('/b')}`);
+    const slow = root.requests[1] as Request;
+    const stops: string[] = [];
+    const pull: IPullProducer = {
+      resumeProducing() {},
+      stopProducing() {
+        stops.push('pull');
+      },
+    };
+    slow.registerProducer(pull, false);
+    const outcome: unknown[] = [];
+    slow.notifyFinish().addCallbacks(
+      () => {
+        outcome.push('finished');
+        return null;
+      },
+      (f) => {
+        outcome.push(f.value);
+        return null;
+      },
+    );
+    c.channel.readConnectionLost();
+    assert.equal(outcome.length, 1, 'notifyFinish fired at once');
+    assert.equal(outcome[0] instanceof ConnectionLost, true, 'with ConnectionLost');
+    assert.deepEqual(stops, ['pull'], 'the pull producer stopped once');
+    assert.equal(slow.producer, null);
+    assert.equal(c.transport.producer, null, 'the transport holds no producer');
+    assert.deepEqual(
+      responses(c, ['GET']).map((r) => r.body.toString()),
+      ['GET /a'],
+    );
+    assert.deepEqual(root.seen, ['GET /a', 'GET /slow'], '/b never dispatched');
+    assert.equal(c.closed(), true);
+    assert.equal(c.site.channels.size, 0);
+    assert.equal(c.clock.getDelayedCalls().length, 0, 'no timer left');
+    // The late answer goes nowhere.
+    root.slow[0]!.callback('late');
+    assert.doesNotMatch(c.written().toString(), /late/);
+  });
+
+  test('allowHalfOpen must be a boolean', () => {
+    assert.throws(
+      () => new HTTPChannel({ allowHalfOpen: 'yes' as unknown as boolean }),
+      InvalidArgumentError,
+    );
+  });
+
+  test('allowHalfOpen: a client that half-closes mid-body: the body fails with ConnectionLost; earlier requests are answered', async () => {
+    const root = new Recorder();
+    const c = memoryConnection(root, { allowHalfOpen: true });
     c.feed(`${GET('/slow')}POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc`);
     c.channel.readConnectionLost();
     root.slow[0]!.callback('first');
@@ -707,9 +757,9 @@ describe('HTTPChannel: request body flow control', () => {
     assert.equal(c.closed(), true);
   });
 
-  test('a half-close after complete requests: they are all answered, then close', () => {
+  test('allowHalfOpen: a half-close after complete requests: they are all answered, then close', () => {
     const root = new Recorder();
-    const c = memoryConnection(root);
+    const c = memoryConnection(root, { allowHalfOpen: true });
     c.feed(`${GET('/slow')}${GET('/b')}`);
     c.channel.readConnectionLost();
     assert.equal(c.closed(), false);

@@ -17,6 +17,7 @@ import {
   TransportClosedError,
 } from '../src/reactor/errors.js';
 import type { IPushProducer } from '../src/reactor/interfaces.js';
+import { addObserver, type LogEvent } from '../src/reactor/log.js';
 import { InvalidHeaderError } from '../src/web/http/errors.js';
 import {
   ContentLengthMismatch,
@@ -118,9 +119,33 @@ describe('Request: the request side', () => {
     );
     assert.equal(
       open('GET / HTTP/1.1\r\nHost: [::1]:81\r\n\r\n').request.getRequestHostname(),
-      '[::1]',
+      '::1',
     );
+    assert.equal(open('GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n').request.getRequestHostname(), '::1');
     assert.equal(open('GET / HTTP/1.0\r\n\r\n').request.getRequestHostname(), '127.0.0.1');
+  });
+
+  test('host name: the authority of an absolute-form target wins over Host (RFC 9112 §3.2.2)', () => {
+    const hostname = (wire: string): string => open(wire).request.getRequestHostname();
+    assert.equal(
+      hostname('GET http://example.com:81/x HTTP/1.1\r\nHost: test\r\n\r\n'),
+      'example.com',
+    );
+    assert.equal(hostname('GET http://example.com HTTP/1.1\r\nHost: test\r\n\r\n'), 'example.com');
+    assert.equal(
+      hostname('GET https://example.com?q=1 HTTP/1.1\r\nHost: test\r\n\r\n'),
+      'example.com',
+    );
+    assert.equal(hostname('GET http://[::1]:8080/x HTTP/1.1\r\nHost: test\r\n\r\n'), '::1');
+    assert.equal(
+      hostname('GET http://user@example.org/x HTTP/1.1\r\nHost: test\r\n\r\n'),
+      'example.org',
+    );
+    assert.equal(hostname('GET http://example.com/x HTTP/1.0\r\n\r\n'), 'example.com');
+    // An empty authority names nothing: Host is used.
+    assert.equal(hostname('GET http:///x HTTP/1.1\r\nHost: test:80\r\n\r\n'), 'test');
+    // Origin-form: Host, whatever the path looks like.
+    assert.equal(hostname('GET /http://evil/ HTTP/1.1\r\nHost: test\r\n\r\n'), 'test');
   });
 
   test('addresses and isSecure', () => {
@@ -233,8 +258,116 @@ describe('Request: building the response', () => {
     const b = open(get('/'));
     b.request.setHeader('Content-Length', '10');
     b.request.write('abc');
-    b.request.finish();
+    const logged: LogEvent[] = [];
+    const remove = addObserver((e) => logged.push(e));
+    try {
+      b.request.finish();
+    } finally {
+      remove();
+    }
     assert.equal(b.c.closed(), true);
+    assert.equal(logged.length, 1, 'the short body is logged');
+  });
+
+  test('setHeader refuses a Content-Length that is not a decimal integer, at once', () => {
+    const { c, request } = open(get('/'));
+    for (const bad of [
+      'abc',
+      ' 5',
+      '5 ',
+      '-1',
+      '+5',
+      '0x10',
+      '5, 5',
+      '1.5',
+      '',
+      '99999999999999999',
+    ]) {
+      assert.throws(
+        () => request.setHeader('Content-Length', bad),
+        (e: unknown) =>
+          e instanceof InvalidHeaderError && e.code === 'TORSION_ERR_HTTP_INVALID_HEADER',
+        JSON.stringify(bad),
+      );
+      assert.throws(() => request.setHeader('content-LENGTH', bad), InvalidHeaderError);
+    }
+    assert.equal(request.responseHeaders.has('content-length'), false, 'nothing was set');
+    request.setHeader('Content-Length', '0005');
+    request.write('abcde');
+    request.finish();
+    const [r] = parseResponses(c.written(), ['GET'], false).responses;
+    assert.equal(r!.body.toString(), 'abcde');
+    assert.equal(c.closed(), false);
+  });
+
+  test('a malformed or conflicting Content-Length put in responseHeaders: the head is refused, nothing sent', () => {
+    for (const [what, set] of [
+      ['malformed', (r: Request) => r.responseHeaders.set('Content-Length', '-1')],
+      [
+        'two different values',
+        (r: Request) => r.responseHeaders.add('Content-Length', '5').add('content-length', '6'),
+      ],
+    ] as const) {
+      for (const end of ['write', 'finish', 'respond-304'] as const) {
+        const { c, request } = open(get('/'));
+        set(request);
+        const attempt = (): void => {
+          if (end === 'write') request.write('abcde');
+          else if (end === 'finish') request.finish();
+          else {
+            request.setResponseCode(304);
+            request.respond('');
+          }
+        };
+        assert.throws(attempt, InvalidHeaderError, `${what}, ${end}`);
+        assert.equal(c.written().length, 0, `${what}, ${end}: nothing written`);
+        assert.equal(request.startedWriting, false);
+        assert.equal(request.finished, false, `${what}, ${end}: not finished`);
+        // The request can still be answered.
+        request.responseHeaders.delete('content-length');
+        request.setResponseCode(500);
+        request.respond('error');
+        const [r] = parseResponses(c.written(), ['GET'], false).responses;
+        assert.equal(r!.status, 500);
+        assert.equal(r!.body.toString(), 'error');
+      }
+    }
+  });
+
+  test('repeated identical Content-Length values are sent once', () => {
+    const { c, request } = open(get('/'));
+    request.responseHeaders.add('Content-Length', '3').add('Content-Length', '3');
+    request.write('abc');
+    request.finish();
+    const [r] = parseResponses(c.written(), ['GET'], false).responses;
+    assert.deepEqual(r!.headers.get('content-length'), ['3']);
+    assert.equal(r!.body.toString(), 'abc');
+    assert.equal(c.closed(), false);
+  });
+
+  test('a body short of its Content-Length at finish(): logged and the connection closes', () => {
+    const events: LogEvent[] = [];
+    const remove = addObserver((e) => {
+      if (e.isError) events.push(e);
+    });
+    try {
+      const { c, request } = open(get('/'));
+      request.setHeader('Content-Length', '10');
+      request.write('abc');
+      request.finish();
+      assert.equal(c.closed(), true);
+      assert.equal(events.length, 1, 'one error logged');
+      assert.match(events[0]!.message, /GET \/ cut short/);
+      assert.equal(events[0]!.failure?.value instanceof ContentLengthMismatch, true);
+      // A complete one logs nothing.
+      const ok = open(get('/'));
+      ok.request.setHeader('Content-Length', '3');
+      ok.request.write('abc');
+      ok.request.finish();
+      assert.equal(events.length, 1);
+    } finally {
+      remove();
+    }
   });
 
   test('an empty write sends the head; the first write carries it in the same write', () => {
@@ -278,6 +411,18 @@ describe('Request: write/finish rules', () => {
     order.push('after finish');
     await request.notifyFinish().asPromise();
     assert.deepEqual(order, ['notified', 'after finish']);
+  });
+
+  test('upgraded() is for a detached connection only, with a valid code, once', () => {
+    const { c, request } = open(get('/'));
+    assert.equal(request.channel.detached, false);
+    assert.throws(() => request.upgraded(), InvalidArgumentError, 'not detached');
+    assert.throws(() => request.upgraded(42), InvalidArgumentError, 'bad code');
+    assert.equal(request.finished, false);
+    assert.equal(request.code, 200);
+    request.finish();
+    assert.throws(() => request.upgraded(), AlreadyCalledError, 'already finished');
+    assert.equal(c.closed(), false);
   });
 
   test('producers: one at a time; one registered after finish is stopped; finish unregisters', () => {

@@ -285,16 +285,21 @@ describe('HTTP server (sockets): protocol', () => {
     assert.equal(header(responses[0]!, 'connection'), 'close');
   });
 
-  test('a client that half-closes after its requests still gets every response', async () => {
-    const { data } = await exchange(server.portNumber, `${GET('/slow')}${GET('/a')}`, {
-      halfClose: true,
-    });
-    const { responses, rest } = parseResponses(data, ['GET', 'GET']);
-    assert.equal(rest, 0);
-    assert.deepEqual(
-      responses.map((r) => r.body.toString()),
-      ['slow /slow', 'GET /a'],
-    );
+  test('allowHalfOpen: a client that half-closes after its requests still gets every response', async () => {
+    const halfOpen = await serve(new Root(), { allowHalfOpen: true });
+    try {
+      const { data } = await exchange(halfOpen.portNumber, `${GET('/slow')}${GET('/a')}`, {
+        halfClose: true,
+      });
+      const { responses, rest } = parseResponses(data, ['GET', 'GET']);
+      assert.equal(rest, 0);
+      assert.deepEqual(
+        responses.map((r) => r.body.toString()),
+        ['slow /slow', 'GET /a'],
+      );
+    } finally {
+      await halfOpen.close();
+    }
   });
 });
 

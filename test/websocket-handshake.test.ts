@@ -5,15 +5,19 @@
  * on, a handshake with a body, the forms of `Connection`/`Upgrade` that must
  * be accepted, bytes after the request head (same packet, byte by byte,
  * pipelined, over TLS), a resource deep in a tree with a query string, and
- * the access log line of an upgrade. Nothing leaks after any test.
+ * the access log line of an upgrade (one per request) and the request's
+ * notifyFinish after it. Nothing leaks after any test.
  */
 
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import tls from 'node:tls';
+import { AlreadyCalledError } from '../src/reactor/errors.js';
 import { addObserver, type LogEvent } from '../src/reactor/log.js';
 import { HTTPException } from '../src/web/errors.js';
+import type { Request } from '../src/web/http/request.js';
+import type { IRequest, RenderResult } from '../src/web/iweb.js';
 import { Resource } from '../src/web/resource.js';
 import {
   WebSocketFactory,
@@ -482,6 +486,69 @@ describe('access log', () => {
     peer.destroy();
     await closeNormally(ws, proto, server);
     assert.equal(log.lines.length, 2, 'one line per request');
+  });
+
+  test("an upgrade ends the request: notifyFinish fires (101, and ws's 400), one log line each", async () => {
+    const log = memoryLog();
+    const factory = recordingFactory(Recorder);
+    const server = await startServer(
+      factory,
+      { perMessageDeflate: true },
+      { accessLog: log.stream },
+    );
+    /** Renders through the WebSocket resource, recording each request and its notifyFinish. */
+    class Spy extends Resource {
+      override isLeaf = true;
+      readonly requests: Request[] = [];
+      readonly outcomes: string[] = [];
+      override render(request: IRequest): RenderResult {
+        const r = request as Request;
+        this.requests.push(r);
+        r.notifyFinish().addCallbacks(
+          () => {
+            this.outcomes.push(`finished ${r.code}`);
+            return null;
+          },
+          (f) => {
+            this.outcomes.push(`failed ${f.getErrorMessage()}`);
+            return null;
+          },
+        );
+        return server.resource.render(request);
+      }
+    }
+    const spy = new Spy();
+    server.root.putChild('spy', spy);
+
+    const ws = await openClient(server.url('/spy'));
+    const proto = await factory.nextProtocol();
+    await waitFor(() => spy.outcomes.length === 1, 'notifyFinish fired after the upgrade');
+    assert.deepEqual(spy.outcomes, ['finished 101']);
+    const upgraded = spy.requests[0]!;
+    assert.equal(upgraded.finished, true);
+    assert.equal(upgraded.code, 101);
+    assert.equal(upgraded.channel.detached, true);
+    assert.throws(() => upgraded.upgraded(101), AlreadyCalledError, 'only once');
+    await waitFor(() => log.lines.length === 1, 'the log line');
+    assert.match(log.lines[0]!, /"GET \/spy HTTP\/1\.1" 101 - /);
+
+    // ws refuses the extension offer after the detach: 400, finished too.
+    const peer = new RawPeer(server.port);
+    peer.socket.write(
+      upgradeRequest(
+        '/spy',
+        'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=99\r\n',
+      ),
+    );
+    assert.equal((await peer.response()).status, 400, '400');
+    await peer.ended;
+    await waitFor(() => spy.outcomes.length === 2, 'notifyFinish fired after the refusal');
+    assert.deepEqual(spy.outcomes, ['finished 101', 'finished 400']);
+    await waitFor(() => log.lines.length === 2, 'the second line');
+    assert.match(log.lines[1]!, /"GET \/spy HTTP\/1\.1" 400 /);
+
+    await closeNormally(ws, proto, server);
+    assert.equal(log.lines.length, 2, 'exactly one line per request');
   });
 
   test('an extension offer ws refuses (perMessageDeflate on): 400, logged, socket closed', async () => {

@@ -508,6 +508,16 @@ export interface IHandshakeListener extends IProtocol {
  */
 export interface ITLSTransport extends ITCPTransport {
   /**
+   * Whether the connection is TLS now (Twisted's `ISSLTransport`): `true`
+   * for a connection made by `listenSSL`/`connectSSL` (from
+   * `connectionMade` on) and after a `startTLS()` handshake has completed
+   * (from `handshakeCompleted()` on); `false` before, while the handshake
+   * runs and if it fails. It stays as it was once the connection is closed
+   * or detached (it tells what the connection was).
+   */
+  readonly secure: boolean;
+
+  /**
    * Switches the connection to TLS (STARTTLS), playing the server side with
    * `{ isServer: true }` (which then needs `key`/`cert`) and the client side
    * otherwise. Bytes written before the call go out in plaintext first;

@@ -39,7 +39,10 @@ import { statusHasNoBody } from './http/status.js';
 import { type IResource, NOT_DONE_YET } from './iweb.js';
 import { getChildForRequest } from './resource.js';
 
-/** Options of a {@link Site}: the channel's options, plus the site's own. */
+/**
+ * Options of a {@link Site}: the channel's options (timeouts, limits,
+ * `allowHalfOpen`: see {@link HTTPChannelOptions}), plus the site's own.
+ */
 export interface SiteOptions extends Omit<HTTPChannelOptions, 'site'> {
   /** Put the stack of an unexpected error in the 500 response body. Default `false`. */
   displayTracebacks?: boolean;

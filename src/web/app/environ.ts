@@ -8,9 +8,13 @@
 
 import { InvalidArgumentError } from '../../reactor/errors.js';
 import { msg } from '../../reactor/log.js';
+import { authorityHost, targetAuthority } from '../http/authority.js';
 import type { IRequest } from '../iweb.js';
 import type { AsyncBody } from './async-body.js';
 import type { InputStream } from './input.js';
+
+// Kept importable from here, where it was first defined.
+export { targetAuthority } from '../http/authority.js';
 
 /** `environ['wsgi.errors']`: a writable text stream (what a middleware's replacement must offer). */
 export interface ErrorOutput {
@@ -179,36 +183,6 @@ function hostPort(address: unknown): { host: string; port: string } {
   };
 }
 
-/**
- * The authority of an absolute-form request-target (`http://host:8080/p?q`
- * gives `host:8080`), or `null` for an origin-form (`/p`) or asterisk-form
- * target. RFC 9112 §3.2.2: a server receiving an absolute-form target uses
- * its authority and ignores the `Host` header.
- */
-export function targetAuthority(uri: string): string | null {
-  if (uri.charCodeAt(0) === 0x2f) return null;
-  const scheme = uri.indexOf('://');
-  if (scheme === -1) return null;
-  const start = scheme + 3;
-  let end = start;
-  while (end < uri.length) {
-    const c = uri.charCodeAt(end);
-    if (c === 0x2f || c === 0x3f) break; // '/' or '?': the path or the query
-    end++;
-  }
-  return uri.slice(start, end);
-}
-
-/** The host of an authority: its port removed, an IPv6 literal kept in its brackets. */
-function authorityHost(authority: string): string {
-  if (authority.charCodeAt(0) === 0x5b) {
-    const close = authority.indexOf(']');
-    return close === -1 ? authority : authority.slice(0, close + 1);
-  }
-  const colon = authority.indexOf(':');
-  return colon === -1 ? authority : authority.slice(0, colon);
-}
-
 /** What {@link buildEnviron} puts in beside the request's own fields. */
 export interface EnvironParts {
   readonly input: InputStream;
@@ -225,14 +199,20 @@ export function buildEnviron(request: IRequest, parts: EnvironParts): Environ {
   const headers = request.requestHeaders;
   const server = hostPort(request.getHost());
   const client = hostPort(request.getClientAddress());
-  const authority = targetAuthority(uri);
+  // The target's authority (RFC 9112 §3.2.2), else Host: its host as a URL
+  // writes it (an IPv6 literal in brackets); else the server's address.
+  const target = targetAuthority(uri);
+  const authority = target !== null && target !== '' ? target : headers.get('host');
   const environ: Environ = {
     REQUEST_METHOD: request.method,
     SCRIPT_NAME: prepath.length === 0 ? '' : `/${prepath.join('/')}`,
     PATH_INFO: postpath.length === 0 ? '' : `/${postpath.join('/')}`,
     QUERY_STRING: q === -1 ? '' : uri.slice(q + 1),
     CONTENT_TYPE: headers.get('content-type') ?? '',
-    SERVER_NAME: authority === null ? request.getRequestHostname() : authorityHost(authority),
+    SERVER_NAME:
+      authority !== null && authority !== ''
+        ? authorityHost(authority)
+        : request.getRequestHostname(),
     SERVER_PORT: server.port,
     SERVER_PROTOCOL: request.clientproto,
     REMOTE_ADDR: client.host,

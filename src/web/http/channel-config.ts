@@ -69,6 +69,20 @@ export interface HTTPChannelOptions {
   maxBodySize?: number;
   /** The site that renders requests; without one every request gets a 404. */
   site?: ChannelSite | null;
+  /**
+   * What the client's FIN (its half-close) means (Node's `allowHalfOpen`
+   * name). Default `false`, as Twisted's `HTTPChannel` and Node's HTTP
+   * server: the client has gone away. Responses already finished are
+   * flushed and the connection closes; every request whose response has
+   * not finished gets `connectionLost` at once (`notifyFinish()` fails with
+   * `ConnectionLost`, its producer is stopped, an incomplete body fails),
+   * and requests not dispatched yet are dropped with it. With `true`, a
+   * FIN after complete requests only means the client sends nothing more:
+   * they are all answered, then the connection closes (a request body the
+   * FIN cuts short still fails, and closes the connection if its request is
+   * the one in progress).
+   */
+  allowHalfOpen?: boolean;
 }
 
 const DEFAULT_MAX_BODY = 10 * 1024 * 1024;
@@ -108,6 +122,7 @@ export class ChannelConfig {
   readonly maxDiscardedBody: number;
   readonly maxBodySize: number;
   readonly site: ChannelSite | null;
+  readonly allowHalfOpen: boolean;
   readonly date: ResponseDate;
 
   /** @throws InvalidArgumentError for a bad option (including the parser's limits). */
@@ -124,6 +139,13 @@ export class ChannelConfig {
     this.maxDiscardedBody = count('maxDiscardedBody', options.maxDiscardedBody, 64 * 1024, 0);
     this.maxBodySize = count('maxBodySize', options.maxBodySize, DEFAULT_MAX_BODY, 1);
     this.site = options.site ?? null;
+    const halfOpen = options.allowHalfOpen ?? false;
+    if (typeof halfOpen !== 'boolean') {
+      throw new InvalidArgumentError(
+        `allowHalfOpen must be a boolean, got ${String(options.allowHalfOpen)}`,
+      );
+    }
+    this.allowHalfOpen = halfOpen;
     this.date = new ResponseDate(this.reactor);
   }
 }

@@ -37,10 +37,18 @@
  *   connection closes after its response (aborted if it does not finish
  *   within `closeTimeout`). If it is in the body of a request not yet
  *   dispatched, that request is dropped and the error answers in its place.
- * - The client's FIN (half-close): requests already received are answered,
- *   then the connection closes. A body left incomplete fails with
- *   `ConnectionLost`; if its request is the one in progress the connection
- *   closes at once (a full close looks the same until we write).
+ * - The client's FIN means the client has gone away (as Twisted's
+ *   channel, which is not half-closeable, and Node's HTTP server by
+ *   default): responses already finished are flushed, then the connection
+ *   closes; every request whose response has not finished (the one in
+ *   progress, those waiting behind it) gets `connectionLost` with
+ *   `ConnectionLost` at once, so a resource waiting without writing (a long
+ *   poll, an app between two puts) learns it now, not at its next write.
+ *   Bytes not parsed yet are dropped. With the `allowHalfOpen` option the
+ *   FIN is a half-close instead: requests already received are answered,
+ *   then the connection closes; a body left incomplete fails with
+ *   `ConnectionLost`, and if its request is the one in progress the
+ *   connection closes at once (a full close looks the same until we write).
  * - Upgrade and CONNECT requests are dispatched once the parser has stopped
  *   after them, so {@link HTTPChannel.detach} hands over every byte that
  *   followed; if the response is an ordinary one, parsing goes on after it.
@@ -74,6 +82,7 @@ import type {
   IPushProducer,
   IReactorTime,
   IStreamTransport,
+  ITLSTransport,
 } from '../../reactor/interfaces.js';
 import { err } from '../../reactor/log.js';
 import { type BodyOwner, PUSH_DROPPED, PUSH_KEPT, RequestBody } from './body.js';
@@ -161,10 +170,14 @@ export class HTTPChannel
   #lost = false;
   /** No response may keep the connection (shutdown, a broken body being answered). */
   #wontReuse = false;
-  /** Close once the pipeline is empty (the peer half-closed). */
+  /** Close once the pipeline is empty (the peer half-closed, with `allowHalfOpen`). */
   #closeWhenIdle = false;
+  /** The client sent FIN. */
   #peerEOF = false;
   #pendingError: HTTPError | null = null;
+
+  /** {@link detach} took the connection. */
+  #detached = false;
 
   /** An explicit answer for {@link secure}, or `null` to ask the transport. */
   #secure: boolean | null = null;
@@ -209,20 +222,24 @@ export class HTTPChannel
 
   /**
    * Whether the connection is TLS, asked of the transport on each read (its
-   * `isSecure()` or `secure`; `false` for a transport with neither, or
-   * before the connection is made), so a `startTLS()` completed later
-   * counts. Assigning a value overrides the transport's answer (for a
+   * `secure`, {@link ITLSTransport.secure}; `false` for a transport without
+   * one, or before the connection is made), so a `startTLS()` completed
+   * later counts. Assigning a value overrides the transport's answer (for a
    * transport that cannot tell, e.g. behind a TLS-terminating wrapper).
    */
   get secure(): boolean {
     if (this.#secure !== null) return this.#secure;
-    const t = this.transport as { isSecure?: () => boolean; secure?: boolean } | undefined;
-    if (t === undefined || t === null) return false;
-    return typeof t.isSecure === 'function' ? t.isSecure() === true : t.secure === true;
+    const t: IStreamTransport | Partial<Pick<ITLSTransport, 'secure'>> | undefined = this.transport;
+    return t !== undefined && t !== null && 'secure' in t && t.secure === true;
   }
 
   set secure(value: boolean) {
     this.#secure = value;
+  }
+
+  /** Whether {@link detach} has taken the connection away for another protocol. */
+  get detached(): boolean {
+    return this.#detached;
   }
 
   /** Whether no request is in progress or being received (what a graceful shutdown closes at once). */
@@ -255,16 +272,27 @@ export class HTTPChannel
   }
 
   /**
-   * The client half-closed (sent FIN): requests already received are still
-   * answered, then the connection closes. A request head it left incomplete
-   * is dropped; a request body it left incomplete fails with
+   * The client sent FIN (called by the transport). By default the client
+   * has gone away: responses already finished are flushed and the
+   * connection closes; every request whose response has not finished gets
+   * `connectionLost` with `ConnectionLost` at once (its `notifyFinish()`
+   * Deferreds fail, its producer is stopped, an incomplete body fails), and
+   * requests not dispatched yet with it.
+   *
+   * With `allowHalfOpen`, a half-close: requests already received are still
+   * answered, then the connection closes. A request head the client left
+   * incomplete is dropped; a request body it left incomplete fails with
    * `ConnectionLost`, and if that request is the one in progress the
-   * connection closes at once (its response could only be for a client that
-   * gave up).
+   * connection closes at once (its response could only be for a client
+   * that gave up).
    */
   readConnectionLost(): void {
-    this.#peerEOF = true;
-    this.#eofCheck();
+    if (this.#config.allowHalfOpen) {
+      this.#peerEOF = true;
+      this.#eofCheck();
+      return;
+    }
+    this.#clientGone();
   }
 
   /** Our FIN went out: nothing to do (the connection closes when the peer's arrives). */
@@ -528,8 +556,10 @@ export class HTTPChannel
    * Takes the socket away for another protocol (a WebSocket upgrade): the
    * transport's `detach()`, with `head` holding the bytes received after the
    * request head that were not parsed. The channel then forgets the
-   * connection: no `connectionLost`, its requests are left as they are, the
-   * site is told the channel closed.
+   * connection: no `connectionLost`, its requests are left as they are
+   * (the one being upgraded is ended with `request.upgraded(code)`, which
+   * logs it and fires its `notifyFinish()`), the site is told the channel
+   * closed.
    * @throws TransportClosedError when the transport cannot be detached.
    */
   detach(): { socket: Socket; head: Buffer } {
@@ -537,6 +567,7 @@ export class HTTPChannel
     this.output.unregister(false);
     this.output.stop();
     const { socket, head } = this.transport.detach();
+    this.#detached = true;
     const left = this.#leftover;
     this.#leftover = null;
     this.#lost = true;
@@ -681,7 +712,31 @@ export class HTTPChannel
     this.#closeConnection();
   }
 
-  /** The peer half-closed: see {@link readConnectionLost}. */
+  /**
+   * The client sent FIN and the channel is not half-open: the finished
+   * responses leave, then our FIN; the requests left are lost now.
+   */
+  #clientGone(): void {
+    if (this.#closing || this.#lost) return;
+    this.#peerEOF = true;
+    this.#dispatchLater = null;
+    this.#pendingError = null; // it would answer a client that has left
+    const queue = this.#queue;
+    this.#queue = [];
+    const parsing = this.#parsing;
+    this.#parsing = null;
+    // Gives up the transport's producer slot (a pull producer's too): the
+    // requests stop their producers themselves below.
+    this.#closeConnection();
+    this.output.forgetProducer();
+    const lost = new Failure(
+      new ConnectionLost('the client closed the connection before the response finished'),
+    );
+    for (const request of queue) request.connectionLost(lost, false);
+    if (parsing !== null && !queue.includes(parsing)) parsing.connectionLost(lost, false);
+  }
+
+  /** The peer half-closed (with `allowHalfOpen`): see {@link readConnectionLost}. */
   #eofCheck(): void {
     if (this.#leftover !== null || this.#closing || this.#lost) return;
     const request = this.#parsing;

@@ -30,6 +30,7 @@ import type { IAddress, IPullProducer, IPushProducer } from '../../reactor/inter
 import { err } from '../../reactor/log.js';
 import type { CookieOptions, IRequest } from '../iweb.js';
 import type { Session } from '../site.js';
+import { authorityHostname, targetAuthority } from './authority.js';
 import { RequestBody } from './body.js';
 import type { HTTPChannel } from './channel.js';
 import { CRLF, encodeLastChunk, LAST_CHUNK } from './chunked.js';
@@ -40,6 +41,7 @@ import type { FastBuffer } from './output.js';
 import type { RequestHead } from './parser.js';
 import { absolutePath, parseQuery } from './query.js';
 import {
+  checkResponseLength,
   chunkRoom,
   encodeHead,
   F_CHUNKED,
@@ -208,19 +210,18 @@ export class Request implements IRequest {
   }
 
   /**
-   * The host the request was made to: the `Host` header without its port
-   * (`[v6]` literals keep their brackets), else the server's own address.
+   * The host name the request was made to, without its port (Twisted's
+   * `getRequestHostname`): the authority of an absolute-form target when
+   * that is what was sent (`GET http://example.com:81/x` gives
+   * `example.com`, whatever the `Host` field says: RFC 9112 §3.2.2), else
+   * the `Host` field, else (an HTTP/1.0 request without one) the server's
+   * own address. An IPv6 literal comes without its brackets (`[::1]:8080`
+   * gives `::1`).
    */
   getRequestHostname(): string {
-    const host = this.requestHeaders.get('host');
-    if (host !== null && host !== '') {
-      if (host.charCodeAt(0) === 0x5b) {
-        const close = host.indexOf(']');
-        return close === -1 ? host : host.slice(0, close + 1);
-      }
-      const colon = host.indexOf(':');
-      return colon === -1 ? host : host.slice(0, colon);
-    }
+    const target = this.head.targetForm === 'absolute' ? targetAuthority(this.uri) : null;
+    const authority = target !== null && target !== '' ? target : this.requestHeaders.get('host');
+    if (authority !== null && authority !== '') return authorityHostname(authority);
     const addr = this.getHost() as IAddress & { host?: string };
     return addr.host ?? '';
   }
@@ -334,9 +335,14 @@ export class Request implements IRequest {
   /**
    * Sets a response header, replacing earlier values.
    * @throws InvalidHeaderError (a TorsionError) for a name that is not a
-   *   token or a value with CR, LF, NUL or other control characters.
+   *   token or a value with CR, LF, NUL or other control characters, and
+   *   for a `Content-Length` that is not a decimal integer from 0 to
+   *   2^53 - 1 (`'abc'`, `' 5'`, `'-1'`): nothing is set then.
    */
   setHeader(name: string, value: string): void {
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      checkResponseLength(value);
+    }
     this.responseHeaders.set(name, value);
   }
 
@@ -365,6 +371,9 @@ export class Request implements IRequest {
    * @throws TransportClosedError after `finish()` (checked first).
    * @throws ContentLengthMismatch if the bytes would exceed the declared
    *   `Content-Length` (nothing is written).
+   * @throws InvalidHeaderError with the head, for a malformed or conflicting
+   *   `Content-Length` put in {@link responseHeaders} directly (nothing is
+   *   written; the request is as before the call).
    * Does nothing after the connection was lost.
    */
   write(data: Uint8Array | string): void {
@@ -412,7 +421,12 @@ export class Request implements IRequest {
     }
     if (headers !== null && !statusHasNoBody(this.#code)) headers.delete('content-length');
     this.#finished = true;
-    this.#writeHead(n, n === 0 ? null : body, n);
+    try {
+      this.#writeHead(n, n === 0 ? null : body, n);
+    } catch (e) {
+      if (!this.#startedWriting) this.#finished = false; // refused before anything was sent
+      throw e;
+    }
     this.#done();
   }
 
@@ -421,16 +435,26 @@ export class Request implements IRequest {
    * `Content-Length: 0`, or for HEAD the counted length), the last chunk of
    * a chunked body, unregisters a producer still registered, hands the
    * request back to the channel (which dispatches the next pipelined
-   * request or closes), then fires the `notifyFinish()` Deferreds.
+   * request or closes), then fires the `notifyFinish()` Deferreds. A body
+   * shorter than its declared `Content-Length` is logged (`err`) and the
+   * connection closes after it, so the client sees it cut short.
    * Does nothing after the connection was lost.
    * @throws AlreadyCalledError if called twice.
+   * @throws InvalidHeaderError when the head is still to send and has a
+   *   malformed or conflicting `Content-Length` (see {@link write}; the
+   *   request is not finished then).
    */
   finish(): void {
     if (this.#lost) return;
     if (this.#finished) throw new AlreadyCalledError('Request.finish() called twice');
     this.#finished = true;
     if (!this.#startedWriting) {
-      this.#writeHead(this.#sent, null, 0);
+      try {
+        this.#writeHead(this.#sent, null, 0);
+      } catch (e) {
+        if (!this.#startedWriting) this.#finished = false; // refused before anything was sent
+        throw e;
+      }
     } else if (this.#framing === F_CHUNKED) {
       const trailers = this.#trailers;
       this.channel.output.write(trailers === null ? LAST_CHUNK : encodeLastChunk(trailers));
@@ -478,8 +502,10 @@ export class Request implements IRequest {
 
   /**
    * A Deferred that fires (with `undefined`) once the response is finished
-   * and handed to the connection, or fails with `ConnectionLost` if the
-   * connection is lost first. Already fired if either has happened.
+   * and handed to the connection (or the request was {@link upgraded}), or
+   * fails with `ConnectionLost` if the connection is lost first: a reset, a
+   * failed write, an abort, or the client's FIN (unless the channel has
+   * `allowHalfOpen`). Already fired if either has happened.
    */
   notifyFinish(): Deferred<void> {
     if (this.#finished && !this.#lost) return succeed(undefined);
@@ -489,6 +515,48 @@ export class Request implements IRequest {
     this.#waiters ??= [];
     this.#waiters.push(d);
     return d;
+  }
+
+  /**
+   * Marks the request done after its connection was handed to another
+   * protocol with `request.channel.detach()` (a WebSocket upgrade), which
+   * answered on the socket itself: nothing is written here. Sets the status
+   * code (101 by default; e.g. 400 when the other protocol refused after
+   * the detach), marks the response finished, tells the site (one access
+   * log line, no body bytes) and fires the `notifyFinish()` Deferreds.
+   * Called once, by whoever detached the connection (`WebSocketResource`
+   * does).
+   * @throws InvalidArgumentError for a code that is not an integer from
+   *   100 to 999, or when the channel has not been detached (it still owns
+   *   the connection: finish the response instead).
+   * @throws AlreadyCalledError if the request is already finished (or upgraded).
+   */
+  upgraded(code = 101): void {
+    statusLineText(code); // validates
+    if (this.#finished) {
+      throw new AlreadyCalledError('Request.upgraded(): the request is already finished');
+    }
+    if (!this.channel.detached) {
+      throw new InvalidArgumentError(
+        'Request.upgraded(): the connection was not detached from its channel',
+      );
+    }
+    this.#code = code;
+    this.#message = undefined;
+    this.#startedWriting = true;
+    this.#finished = true;
+    this.#producer = null; // the channel's output is gone with the detach
+    const site = this.channel.site;
+    if (site !== null) {
+      try {
+        site.requestFinished(this);
+      } catch (e) {
+        err(e, 'Unhandled error logging a request');
+      }
+    }
+    const waiters = this.#waiters;
+    this.#waiters = null;
+    if (waiters !== null) for (const d of waiters) d.callback(undefined);
   }
 
   // ------------------------------------------------------------------ the channel's side
@@ -551,7 +619,6 @@ export class Request implements IRequest {
    * when it is small.
    */
   #writeHead(total: number, data: Uint8Array | string | null, n: number): void {
-    this.#startedWriting = true;
     const channel = this.channel;
     let persistent = channel.mayKeepAlive(this);
     const body = this.#body;
@@ -577,7 +644,8 @@ export class Request implements IRequest {
       this.clientproto === 'HTTP/1.1',
       total,
       persistent,
-    );
+    ); // throws for a bad Content-Length, before anything changed
+    this.#startedWriting = true;
     const framing = plan.framing;
     const declared = plan.declared;
     this.#framing = framing;
@@ -651,7 +719,17 @@ export class Request implements IRequest {
 
   /** After the last bytes: producer, channel, then the `notifyFinish()` Deferreds. */
   #done(): void {
-    if (this.#framing === F_LENGTH && this.#sent < this.#declared) this.#persistent = false;
+    if (this.#framing === F_LENGTH && this.#sent < this.#declared) {
+      // The client waits for bytes that never come: closing tells it the
+      // response was cut short; the log tells the resource's author.
+      this.#persistent = false;
+      err(
+        new ContentLengthMismatch(
+          `the response ended after ${this.#sent} of its ${this.#declared} declared bytes`,
+        ),
+        `Response to ${this.method} ${this.uri} cut short: the connection closes`,
+      );
+    }
     if (this.#producer !== null) this.unregisterProducer();
     this.channel.requestDone(this);
     const waiters = this.#waiters;

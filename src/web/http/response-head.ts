@@ -11,6 +11,7 @@
  * @module
  */
 
+import { InvalidHeaderError } from './errors.js';
 import type { Headers } from './headers.js';
 import { type FastBuffer, putDecimal } from './output.js';
 import { statusHasNoBody, statusLine, statusLineText } from './status.js';
@@ -28,7 +29,7 @@ export const F_LENGTH = 1; // Content-Length
 export const F_CHUNKED = 2; // Transfer-Encoding: chunked
 export const F_CLOSE = 3; // until the connection closes (HTTP/1.0, length unknown)
 
-const DIGITS = /^\d{1,15}$/;
+const DIGITS = /^\d+$/;
 const CLOSE_OPTION = /(?:^|,)\s*close\s*(?:,|$)/i;
 
 /** The end of a head: the empty line, with the connection's fate first when it must be said. */
@@ -41,12 +42,39 @@ const CHUNKED = Buffer.from('Transfer-Encoding: chunked\r\n', 'latin1');
 
 // ====================================================================== the resource's fields
 
+/**
+ * The length a response's `Content-Length` value declares, or -1 when it is
+ * not one: decimal digits only (no sign, space or list), a safe integer.
+ */
+export function parseResponseLength(value: string): number {
+  if (!DIGITS.test(value)) return -1;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : -1;
+}
+
+/**
+ * The declared length of `value`, a `Content-Length` the resource gives.
+ * @throws InvalidHeaderError when it is not a decimal integer from 0 to
+ *   2^53 - 1 (`'abc'`, `' 5'`, `'-1'`, `'5, 5'`…).
+ */
+export function checkResponseLength(value: string): number {
+  const n = parseResponseLength(value);
+  if (n === -1) {
+    throw new InvalidHeaderError(
+      `invalid Content-Length ${JSON.stringify(value)}: a response's length is a decimal integer from 0 to 2^53 - 1`,
+    );
+  }
+  return n;
+}
+
 /** What {@link findOwnedFields} found. */
 export interface OwnedFields {
-  /** The `Content-Length` value (the last one), or `null`. */
+  /** The first `Content-Length` value, or `null`. */
   length: string | null;
   /** How many `Content-Length` fields there are. */
   lengths: number;
+  /** Whether a later `Content-Length` value differs from the first. */
+  lengthsDiffer: boolean;
   /** Whether there is a `Transfer-Encoding`. */
   te: boolean;
   /** The `Connection` values joined with `", "`, or `null`. */
@@ -61,6 +89,7 @@ export interface OwnedFields {
 const FOUND: OwnedFields = {
   length: null,
   lengths: 0,
+  lengthsDiffer: false,
   te: false,
   connection: null,
   date: false,
@@ -89,7 +118,8 @@ function noteField(value: string, name: string): void {
       break;
     case 14:
       if (named(name, 'content-length')) {
-        found.length = value;
+        if (found.length === null) found.length = value;
+        else if (value !== found.length) found.lengthsDiffer = true;
         found.lengths++;
       }
       break;
@@ -108,6 +138,7 @@ export function findOwnedFields(headers: Headers): OwnedFields {
   const found = FOUND;
   found.length = null;
   found.lengths = 0;
+  found.lengthsDiffer = false;
   found.te = false;
   found.connection = null;
   found.date = false;
@@ -175,14 +206,18 @@ export interface DateSource {
 
 /**
  * Decides a response's head and framing, into `plan`: the resource's
- * `Content-Length` is kept when it is one valid value on a status that may
- * have one (else removed), its `Transfer-Encoding` and `Connection` are
+ * `Content-Length` is kept on a status that may have one (removed for 1xx
+ * and 204; repeated identical values are sent once), its `Transfer-Encoding` and `Connection` are
  * replaced by the channel's own (`Connection: close` from it is honoured),
  * `Date` and `Server` are added unless it set them. The body is framed by
  * `total` (the whole body's length when known, else -1) unless the
  * resource declared a length; else chunked on HTTP/1.1, else until the
  * connection closes. `persistent`: whether the connection may be kept, as
  * far as the request and the channel know.
+ * @throws InvalidHeaderError, before anything is changed, for a malformed
+ *   `Content-Length` (see {@link checkResponseLength}) or several differing
+ *   ones, whatever the status: a resource that set it through
+ *   `responseHeaders` rather than `setHeader` (which checks at once).
  */
 export function planHead(
   plan: HeadPlan,
@@ -205,11 +240,18 @@ export function planHead(
     const found = findOwnedFields(headers);
     const cl = found.length;
     if (cl !== null) {
-      if (found.lengths === 1 && DIGITS.test(cl) && code !== 204 && code >= 200) {
-        declared = Number(cl);
-        userLength = true;
+      if (found.lengthsDiffer) {
+        throw new InvalidHeaderError(
+          `differing Content-Length values in a response: ${JSON.stringify(headers.getAll('content-length'))}`,
+        );
+      }
+      const n = checkResponseLength(cl);
+      if (code === 204 || code < 200) {
+        headers.delete('content-length'); // RFC 9110 §8.6: never on 1xx or 204
       } else {
-        headers.delete('content-length');
+        if (found.lengths > 1) headers.set('Content-Length', cl);
+        declared = n;
+        userLength = true;
       }
     }
     if (found.te) headers.delete('transfer-encoding');

@@ -18,7 +18,8 @@ import {
   type PerMessageDeflateOptions as WsDeflateOptions,
 } from 'ws';
 import { Deferred } from '../../reactor/deferred.js';
-import { InvalidArgumentError } from '../../reactor/errors.js';
+import { ConnectionLost, InvalidArgumentError } from '../../reactor/errors.js';
+import { Failure } from '../../reactor/failure.js';
 import type { IAddress, IReactorCore, TriggerId } from '../../reactor/interfaces.js';
 import { err } from '../../reactor/log.js';
 import { HTTPException } from '../errors.js';
@@ -141,8 +142,9 @@ function answer(
  *   500, or the status of an `HTTPException`);
  * - after {@link shutdown}: 503;
  * - otherwise the connection is upgraded: `101`, then the protocol's
- *   `makeConnection` → `connectionMade`. The site's access log gets the
- *   request with status 101.
+ *   `makeConnection` → `connectionMade`. The request is then ended with
+ *   `request.upgraded(101)`: the site's access log gets it with status
+ *   101 (once), and its `notifyFinish()` fires.
  *
  * Two things can still stop an upgrade after `buildProtocol`: the client
  * closed its side meanwhile (the socket is destroyed), or, with
@@ -381,8 +383,10 @@ export class WebSocketResource<P extends WebSocketProtocol = WebSocketProtocol>
 
   /**
    * Leaves the HTTP channel and lets `ws` answer 101 over the socket; the
-   * site's access log gets the request with status 101 (or the 400 of a
-   * refusal by `ws`), as any other request.
+   * request is ended with `request.upgraded(101)` (or `upgraded(400)` for
+   * a refusal by `ws`): one access log line, as any other request, and its
+   * `notifyFinish()` fires. When no answer could go out (the client left),
+   * its `notifyFinish()` fails with `ConnectionLost` instead.
    */
   #upgrade(
     request: Request,
@@ -436,24 +440,26 @@ export class WebSocketResource<P extends WebSocketProtocol = WebSocketProtocol>
     } catch (e) {
       err(e, 'WebSocketResource: ws.handleUpgrade() failed');
       taken.socket.destroy();
+      request.connectionLost(
+        new Failure(new ConnectionLost('the upgrade failed', { cause: e })),
+        false,
+      );
       return;
     }
     const refusal = this.#refusal as Error | null;
     this.#refusal = null;
     if (upgraded) {
-      request.setResponseCode(101);
+      request.upgraded(101);
     } else if (refusal !== null) {
-      request.setResponseCode(400);
       refuseDetached(taken.socket, `Bad Request: ${refusal.message}\n`);
+      request.upgraded(400);
     } else {
-      return; // no answer went out: nothing to log
-    }
-    const site = request.channel.site;
-    if (site === null) return;
-    try {
-      site.requestFinished(request);
-    } catch (e) {
-      err(e, 'Unhandled error logging a request');
+      // No answer went out (the client had gone): nothing to log, and the
+      // request's notifyFinish() learns it.
+      request.connectionLost(
+        new Failure(new ConnectionLost('the client closed the connection during the upgrade')),
+        false,
+      );
     }
   }
 
