@@ -13,7 +13,7 @@ import { Failure } from '../src/reactor/failure.js';
 import type { IPullProducer, IPushProducer } from '../src/reactor/interfaces.js';
 import { DummyRequest, formatCookie, render } from '../src/testing/dummy-request.js';
 import { BodyDiscardedError } from '../src/web/http/body.js';
-import { HTTPError } from '../src/web/http/errors.js';
+import { HTTPError, InvalidHeaderError } from '../src/web/http/errors.js';
 import { ContentLengthMismatch } from '../src/web/http/request.js';
 import type { IBodySink, IRequest, RenderResult } from '../src/web/iweb.js';
 import { NOT_DONE_YET, Resource } from '../src/web/resource.js';
@@ -67,8 +67,11 @@ describe('DummyRequest: the request side', () => {
     assert.equal(r.getCookie('nope'), null);
     assert.deepEqual(new DummyRequest({ uri: 'http://h/p/q?x' }).postpath, ['p', 'q']);
     assert.deepEqual(new DummyRequest({ uri: '/%zz' }).postpath, ['%zz']);
-    assert.equal(new DummyRequest({ headers: { Host: '[::1]:80' } }).getRequestHostname(), '[::1]');
+    assert.equal(new DummyRequest({ headers: { Host: '[::1]:80' } }).getRequestHostname(), '::1');
+    const absolute = new DummyRequest({ uri: 'http://example.org:81/x', headers: { Host: 'h' } });
+    assert.equal(absolute.getRequestHostname(), 'example.org', 'the target authority wins');
     assert.equal(new DummyRequest().getRequestHostname(), 'dummy');
+    assert.throws(() => new DummyRequest().setHeader('Content-Length', 'abc'), InvalidHeaderError);
   });
 
   test('rejects a bad method or URI at construction', () => {

@@ -825,7 +825,7 @@ describe('FetchResource: flow control', () => {
     const client = new RawClient(server.portNumber);
     client.write('GET / HTTP/1.1\r\nHost: h\r\n\r\n');
     await started;
-    // A reset: a FIN alone is a half-close, which the server answers.
+    // A reset (a FIN alone would do too: the server takes it as the client leaving).
     client.socket.resetAndDestroy();
     await cancelled;
     await finished;

@@ -27,10 +27,12 @@ import {
 import { Failure } from '../reactor/failure.js';
 import type { IAddress, IPullProducer, IPushProducer } from '../reactor/interfaces.js';
 import { HTTPException } from '../web/errors.js';
+import { authorityHostname, targetAuthority } from '../web/http/authority.js';
 import { RequestBody } from '../web/http/body.js';
 import type { HeadersInit } from '../web/http/headers.js';
 import { Headers, isToken } from '../web/http/headers.js';
 import { ContentLengthMismatch, formatCookie } from '../web/http/request.js';
+import { checkResponseLength } from '../web/http/response-head.js';
 import { statusHasNoBody } from '../web/http/status.js';
 import type { CookieOptions, IRequest, IRequestBody, IResource } from '../web/iweb.js';
 import { NOT_DONE_YET } from '../web/iweb.js';
@@ -261,6 +263,8 @@ export class DummyRequest implements IRequest {
 
   /** @throws InvalidHeaderError for a name that is not a token or a value with CR, LF, NUL… */
   setHeader(name: string, value: string): void {
+    // As the server's Request: a malformed Content-Length is refused at once.
+    if (name.length === 14 && name.toLowerCase() === 'content-length') checkResponseLength(value);
     this.responseHeaders.set(name, value);
   }
 
@@ -435,11 +439,11 @@ export class DummyRequest implements IRequest {
 
   /** The Host header without its port (Twisted's rule), else `'dummy'`. */
   getRequestHostname(): string {
-    const host = this.requestHeaders.get('host');
-    if (host !== null) {
-      const m = /^(.*?)(?::\d+)?$/.exec(host);
-      if (m !== null) return m[1]!;
-    }
+    // The same rule as the server's Request: an absolute-form target's
+    // authority wins over Host (RFC 9112 §3.2.2); IPv6 without brackets.
+    const target = targetAuthority(this.uri);
+    const authority = target !== null && target !== '' ? target : this.requestHeaders.get('host');
+    if (authority !== null && authority !== '') return authorityHostname(authority);
     return 'dummy';
   }
 

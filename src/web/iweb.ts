@@ -161,7 +161,10 @@ export interface IRequest {
   getHost(): IAddress;
   /** Whether the connection is TLS. */
   isSecure(): boolean;
-  /** The host name the request was made to (the Host header, without port). */
+  /**
+   * The host name the request was made to, without port: an absolute-form
+   * target's authority, else the Host header (IPv6 without brackets).
+   */
   getRequestHostname(): string;
 }
 
