@@ -9,7 +9,7 @@
  */
 
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import asyncStreamApp, { createStreamApp, type EventProducer } from '../examples/async-stream.js';
 import asyncUploadApp, { createUploadApp } from '../examples/async-upload.js';
@@ -25,12 +25,11 @@ import {
   RawClient,
   requestHead,
   serveApp,
+  sha256,
   turns,
   until,
 } from './app-helpers.js';
 import { runExample } from './cli-helpers.js';
-
-const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
 /** Wraps `app` to keep its request body object (to watch what the server holds). */
 function watching(app: App, seen: { body: IRequestBody | null }): App {

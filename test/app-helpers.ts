@@ -4,6 +4,7 @@
  */
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after } from 'node:test';
 import type { IPv4Address } from '../src/reactor/address.js';
 import { addObserver, type LogEvent } from '../src/reactor/log.js';
@@ -120,6 +121,11 @@ export function watchFailures(): LogEvent[] {
 /** Lets the reactor run `n` turns (I/O included). */
 export async function turns(n = 1): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** The SHA-256 of `data`, in hex. */
+export function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
 }
 
 /** A raw request head. */

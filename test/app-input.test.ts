@@ -41,11 +41,10 @@ import {
   RawClient,
   requestHead,
   serveApp,
+  sha256,
   turns,
   until,
 } from './app-helpers.js';
-
-const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
 /** Answers `"<bytes> <sha256>"` once it has read the whole body through `onGet(length)`. */
 function onGetCounter(length: number, sizes: number[] = []): App {

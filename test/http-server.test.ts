@@ -20,14 +20,14 @@ import { Deferred } from '../src/reactor/deferred.js';
 import { ConnectionLost } from '../src/reactor/errors.js';
 import type { Failure } from '../src/reactor/failure.js';
 import type { IAddress, IPushProducer, IReactorTime } from '../src/reactor/interfaces.js';
-import type { Port } from '../src/reactor/port.js';
 import { reactor } from '../src/reactor/reactor.js';
 import { listenTCP } from '../src/reactor/tcp.js';
 import type { HTTPChannel } from '../src/web/http/channel.js';
 import type { Request } from '../src/web/http/request.js';
 import type { IBodySink, IRequest, RenderResult } from '../src/web/iweb.js';
 import { NOT_DONE_YET, Resource } from '../src/web/resource.js';
-import { Site, type SiteOptions } from '../src/web/site.js';
+import { Site } from '../src/web/site.js';
+import { serve } from './app-helpers.js';
 import { BAD, exchange, header, parseResponses, RawClient } from './http-wire.js';
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -90,24 +90,6 @@ class Root extends Resource {
         return `${r.method} ${r.uri}`;
     }
   }
-}
-
-async function serve(
-  root: Resource,
-  options: SiteOptions = {},
-): Promise<{ site: Site; port: Port; portNumber: number; close(): Promise<void> }> {
-  const site = new Site(root, options);
-  const port = listenTCP(reactor, 0, site, { interface: '127.0.0.1' });
-  await port.whenListening();
-  return {
-    site,
-    port,
-    portNumber: (port.getHost() as IPv4Address).port,
-    async close() {
-      await port.stopListening();
-      await site.shutdown(0);
-    },
-  };
 }
 
 const GET = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: h\r\n${extra}\r\n`;

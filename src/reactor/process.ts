@@ -42,6 +42,7 @@ import {
   ProcessTerminated,
   PTYNotSupportedError,
 } from './process-errors.js';
+import { ProducerSlot } from './producer-slot.js';
 import { DEFAULT_HIGH_WATER_MARK } from './stream.js';
 
 export {
@@ -90,8 +91,6 @@ function discard(): void {}
 
 const kProcess = Symbol('torsion.process');
 type OwnedChild = ChildProcess & { [kProcess]: Process };
-
-const EMPTY = Buffer.alloc(0);
 
 const NULL_PROTOCOL: IProcessProtocol = {
   makeConnection() {},
@@ -145,12 +144,8 @@ export class Process implements IProcessTransport {
   #ended = false;
   #readPaused = false;
 
-  #producer: IPushProducer | IPullProducer | null = null;
-  #streaming = false;
-  #producerPaused = false;
-  #producerGeneration = 0;
-  #flushPending = 0;
-  #onFlushed: ((error?: Error | null) => void) | null = null;
+  /** The producer feeding stdin and its flow control. */
+  readonly #slot = new ProducerSlot();
 
   /** Set by a synchronous `'error'` from `child.kill()`. */
   #killError: Error | null = null;
@@ -227,8 +222,7 @@ export class Process implements IProcessTransport {
     };
 
     pipeOnDrain = function pipeOnDrain(this: PipeSocket): void {
-      const p = this[kPipe].process;
-      if (p.#streaming && p.#producerPaused) p.#resumeStreamingProducer();
+      this[kPipe].process.#slot.drained();
     };
 
     childOnExit = function childOnExit(
@@ -297,14 +291,9 @@ export class Process implements IProcessTransport {
     if (pipe === undefined || !pipe.writable) throw new TransportClosedError('stdin is closed');
     if (data.length === 0) return;
     const socket = pipe.socket;
-    if (this.#onFlushed === null) {
-      socket.write(data);
-    } else {
-      this.#flushPending++;
-      socket.write(data, this.#onFlushed);
-    }
-    if (this.#streaming && !this.#producerPaused && socket.writableLength > this.#highWaterMark) {
-      this.#pauseStreamingProducer();
+    this.#slot.send(socket, data);
+    if (this.#slot.pausable && socket.writableLength > this.#highWaterMark) {
+      this.#slot.pause(socket);
     }
   }
 
@@ -357,7 +346,7 @@ export class Process implements IProcessTransport {
     if (pipe.kind === 'r') {
       pipe.ended = true;
       pipe.socket.destroy();
-    } else if (childFD !== 0 || this.#producer === null) {
+    } else if (childFD !== 0 || this.#slot.producer === null) {
       this.#endPipe(pipe);
     }
   }
@@ -413,24 +402,18 @@ export class Process implements IProcessTransport {
    * @throws ProducerAlreadyRegistered if a producer is registered.
    */
   registerProducer(producer: IPushProducer | IPullProducer, streaming: boolean): void {
-    if (this.#producer !== null) throw new ProducerAlreadyRegistered();
+    if (this.#slot.producer !== null) throw new ProducerAlreadyRegistered();
     const pipe = this.#pipes.get(0);
     if (pipe === undefined || !pipe.writable) {
       stopProducer(producer);
       return;
     }
-    this.#producer = producer;
-    this.#streaming = streaming;
-    this.#producerPaused = false;
-    const generation = ++this.#producerGeneration;
-    this.#flushPending = 0;
-    if (streaming) {
-      this.#onFlushed = null;
-      if (pipe.socket.writableLength > this.#highWaterMark) this.#pauseStreamingProducer();
-    } else {
-      this.#onFlushed = (error) => this.#flushed(generation, error);
-      producer.resumeProducing();
-    }
+    this.#slot.register(
+      producer,
+      streaming,
+      pipe.socket.writableLength > this.#highWaterMark,
+      pipe.socket,
+    );
   }
 
   /**
@@ -438,8 +421,7 @@ export class Process implements IProcessTransport {
    * for it, stdin now closes once flushed.
    */
   unregisterProducer(): void {
-    if (this.#producer === null) return;
-    this.#clearProducer();
+    if (this.#slot.release() === null) return;
     const pipe = this.#pipes.get(0);
     if (pipe?.closing && !pipe.ended) this.#endPipe(pipe);
   }
@@ -482,10 +464,9 @@ export class Process implements IProcessTransport {
     if (this.#pipes.get(pipe.fd) !== pipe) return;
     this.#pipes.delete(pipe.fd);
     pipe.writable = false;
-    if (pipe.fd === 0 && this.#producer !== null) {
-      const producer = this.#producer;
-      this.#clearProducer();
-      stopProducer(producer);
+    if (pipe.fd === 0) {
+      const producer = this.#slot.release();
+      if (producer !== null) stopProducer(producer);
     }
     try {
       this.#protocol.childConnectionLost(pipe.fd);
@@ -523,56 +504,6 @@ export class Process implements IProcessTransport {
   /** A start that failed inside `spawn()` itself, delivered as Node's async failures are. */
   static #spawnFailedLater(process: Process, error: NodeJS.ErrnoException): void {
     process.#exited(new Failure(new ProcessSpawnError(process.#executable, error, process.#cwd)));
-  }
-
-  #clearProducer(): void {
-    this.#producer = null;
-    this.#streaming = false;
-    this.#producerPaused = false;
-    this.#onFlushed = null;
-    this.#producerGeneration++;
-  }
-
-  #pauseStreamingProducer(): void {
-    this.#producerPaused = true;
-    try {
-      (this.#producer as IPushProducer).pauseProducing();
-    } catch (e) {
-      err(e, 'Unhandled error in producer.pauseProducing()');
-    }
-    // 'drain' only follows a write that found the buffer above the socket's
-    // own mark; below it (a small custom mark), ask for a flush callback.
-    const socket = this.#pipes.get(0)?.socket;
-    if (socket !== undefined && !socket.writableNeedDrain) {
-      const generation = this.#producerGeneration;
-      this.#flushPending++;
-      socket.write(EMPTY, (error) => this.#flushed(generation, error));
-    }
-  }
-
-  #resumeStreamingProducer(): void {
-    this.#producerPaused = false;
-    try {
-      (this.#producer as IPushProducer).resumeProducing();
-    } catch (e) {
-      err(e, 'Unhandled error in producer.resumeProducing()');
-    }
-  }
-
-  #flushed(generation: number, error: Error | null | undefined): void {
-    if (generation !== this.#producerGeneration || error) return;
-    if (--this.#flushPending > 0) return;
-    const producer = this.#producer;
-    if (producer === null) return;
-    if (!this.#streaming) {
-      try {
-        producer.resumeProducing();
-      } catch (e) {
-        err(e, 'Unhandled error in producer.resumeProducing()');
-      }
-    } else if (this.#producerPaused) {
-      this.#resumeStreamingProducer();
-    }
   }
 }
 
