@@ -107,13 +107,13 @@ export class FramingFields {
           }
           break;
         case 6:
-          if (eqLower(buf, ns, ne, L_EXPECT)) this.#expect(buf, vs, ve);
+          if (eqLower(buf, ns, ne, L_EXPECT)) this.#listField(buf, vs, ve, true);
           break;
         case 7:
           if (eqLower(buf, ns, ne, L_UPGRADE) && ve > vs) this.upgradeHeader = true;
           break;
         case 10:
-          if (eqLower(buf, ns, ne, L_CONNECTION)) this.#connection(buf, vs, ve);
+          if (eqLower(buf, ns, ne, L_CONNECTION)) this.#listField(buf, vs, ve, false);
           break;
         case 14:
           if (eqLower(buf, ns, ne, L_CONTENT_LENGTH)) kind = this.#contentLengthField(buf, vs, ve);
@@ -127,8 +127,12 @@ export class FramingFields {
     return null;
   }
 
-  /** `Connection` options (a comma list of tokens, case-insensitive). */
-  #connection(buf: Buffer, vs: number, ve: number): void {
+  /**
+   * Walks a comma list (`Connection` options or `Expect` members, `#1`
+   * rule: empty members and OWS skipped) and records each member; names
+   * compare case-insensitively.
+   */
+  #listField(buf: Buffer, vs: number, ve: number, expect: boolean): void {
     let i = vs;
     while (i < ve) {
       const c = buf[i]!;
@@ -140,30 +144,23 @@ export class FramingFields {
       while (j < ve && buf[j] !== COMMA) j++;
       let k = j;
       while (buf[k - 1] === SP || buf[k - 1] === HTAB) k--;
-      if (eqLower(buf, i, k, L_CLOSE)) this.connClose = true;
-      else if (eqLower(buf, i, k, L_KEEP_ALIVE)) this.connKeepAlive = true;
-      else if (eqLower(buf, i, k, L_UPGRADE)) this.connUpgrade = true;
+      if (expect) this.#expectMember(buf, i, k);
+      else this.#connectionOption(buf, i, k);
       i = j;
     }
   }
 
-  /** `Expect` members (a comma list): `100-continue` in any case, or something else. */
-  #expect(buf: Buffer, vs: number, ve: number): void {
-    let i = vs;
-    while (i < ve) {
-      const c = buf[i]!;
-      if (c === COMMA || c === SP || c === HTAB) {
-        i++;
-        continue;
-      }
-      let j = i;
-      while (j < ve && buf[j] !== COMMA) j++;
-      let k = j;
-      while (buf[k - 1] === SP || buf[k - 1] === HTAB) k--;
-      if (eqLower(buf, i, k, L_100_CONTINUE)) this.expectContinue = true;
-      else this.expectOther = true;
-      i = j;
-    }
+  /** One `Connection` option. */
+  #connectionOption(buf: Buffer, i: number, k: number): void {
+    if (eqLower(buf, i, k, L_CLOSE)) this.connClose = true;
+    else if (eqLower(buf, i, k, L_KEEP_ALIVE)) this.connKeepAlive = true;
+    else if (eqLower(buf, i, k, L_UPGRADE)) this.connUpgrade = true;
+  }
+
+  /** One `Expect` member: `100-continue` in any case, or something else. */
+  #expectMember(buf: Buffer, i: number, k: number): void {
+    if (eqLower(buf, i, k, L_100_CONTINUE)) this.expectContinue = true;
+    else this.expectOther = true;
   }
 
   /** `Content-Length`: 1*DIGIT, or a list of identical such values; every field must agree. */
