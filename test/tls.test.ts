@@ -19,7 +19,7 @@ import { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { ClientFactory, Protocol } from '../src/protocols/protocol.js';
+import { ClientFactory } from '../src/protocols/protocol.js';
 import type { IPv4Address } from '../src/reactor/address.js';
 import { Clock } from '../src/reactor/clock.js';
 import { Deferred } from '../src/reactor/deferred.js';
@@ -53,6 +53,7 @@ import {
   TLSHandshakeError,
 } from '../src/reactor/tls.js';
 import { makeCert, type TestCert } from './fixtures/tls/make-cert.js';
+import { Recorder as StreamRecorder } from './recorder.js';
 
 // ---------------------------------------------------------------------- fixtures
 
@@ -94,52 +95,7 @@ function secureOf(protocol: { transport: unknown }): boolean {
 }
 
 /** Records a connection's events; each is awaitable. */
-class Recorder extends Protocol<ITLSTransport> {
-  readonly made = new Deferred<void>();
-  readonly lost = new Deferred<void>();
-  reason: Failure | null = null;
-  lostCount = 0;
-  received: Buffer[] = [];
-  bytes = 0;
-  #want = 0;
-  #enough: Deferred<void> | null = null;
-
-  override connectionMade(): void {
-    this.made.callback(undefined);
-  }
-
-  override dataReceived(data: Buffer): void {
-    this.received.push(data);
-    this.bytes += data.length;
-    this.#check();
-  }
-
-  override connectionLost(reason: Failure): void {
-    this.lostCount++;
-    this.reason = reason;
-    if (!this.lost.called) this.lost.callback(undefined);
-  }
-
-  waitForBytes(n: number): Deferred<void> {
-    this.#want = n;
-    this.#enough = new Deferred<void>();
-    const d = this.#enough;
-    this.#check();
-    return d;
-  }
-
-  text(): string {
-    return Buffer.concat(this.received).toString();
-  }
-
-  #check(): void {
-    if (this.#enough !== null && this.bytes >= this.#want) {
-      const d = this.#enough;
-      this.#enough = null;
-      d.callback(undefined);
-    }
-  }
-}
+class Recorder extends StreamRecorder<ITLSTransport> {}
 
 class Echo extends Recorder {
   override dataReceived(data: Buffer): void {

@@ -35,6 +35,7 @@ import { reactor } from '../src/reactor/reactor.js';
 import type { StreamTransport } from '../src/reactor/stream.js';
 import { connectTCP, listenTCP } from '../src/reactor/tcp.js';
 import { connectUNIX, listenUNIX } from '../src/reactor/unix.js';
+import { Recorder } from './recorder.js';
 
 // ---------------------------------------------------------------------- the table
 
@@ -65,55 +66,6 @@ const KINDS: Kind[] = [
 ];
 
 // ---------------------------------------------------------------------- helpers
-
-/** Records what happens to a connection; each event is awaitable. */
-class Recorder extends Protocol {
-  readonly made = new Deferred<void>();
-  readonly lost = new Deferred<void>();
-  reason: Failure | null = null;
-  lostCount = 0;
-  received: Buffer[] = [];
-  bytes = 0;
-  #want = 0;
-  #enough: Deferred<void> | null = null;
-
-  override connectionMade(): void {
-    this.made.callback(undefined);
-  }
-
-  override dataReceived(data: Buffer): void {
-    this.received.push(data);
-    this.bytes += data.length;
-    this.#check();
-  }
-
-  override connectionLost(reason: Failure): void {
-    this.lostCount++;
-    this.reason = reason;
-    if (!this.lost.called) this.lost.callback(undefined);
-  }
-
-  /** Fires once `n` bytes in all have been received. */
-  waitForBytes(n: number): Deferred<void> {
-    this.#want = n;
-    this.#enough = new Deferred<void>();
-    const d = this.#enough;
-    this.#check();
-    return d;
-  }
-
-  text(): string {
-    return Buffer.concat(this.received).toString();
-  }
-
-  #check(): void {
-    if (this.#enough !== null && this.bytes >= this.#want) {
-      const d = this.#enough;
-      this.#enough = null;
-      d.callback(undefined);
-    }
-  }
-}
 
 class Echo extends Recorder {
   override dataReceived(data: Buffer): void {
