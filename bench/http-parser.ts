@@ -16,6 +16,7 @@
 
 import { type ParserHandler, type RequestHead, RequestParser } from '../src/web/http/parser.js';
 import { type BenchResult, bestOpsPerSecond } from './common.js';
+import { type HTTPParserBinding, loadLlhttp } from './peers/llhttp.js';
 
 const GET = Buffer.from(
   'GET /static/app.js?v=1234 HTTP/1.1\r\n' +
@@ -86,41 +87,6 @@ function torsionLoop(input: Buffer, iterations: number, lookup: string | null): 
 }
 
 // ---------------------------------------------------------------------- llhttp
-
-interface NodeHTTPParser {
-  initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
-  execute(data: Buffer): number | Error;
-  [callback: number]: unknown;
-}
-
-interface HTTPParserBinding {
-  HTTPParser: {
-    new (): NodeHTTPParser;
-    REQUEST: number;
-    kOnHeaders: number;
-    kOnHeadersComplete: number;
-    kOnBody: number;
-    kOnMessageComplete: number;
-  };
-  methods: string[];
-}
-
-/** Node's llhttp binding, or `null` where `process.binding('http_parser')` is gone. */
-function loadLlhttp(): HTTPParserBinding | null {
-  // process.binding warns once (DEP0111); the bench output should stay clean.
-  const quiet = process.noDeprecation;
-  process.noDeprecation = true;
-  try {
-    const binding = (process as unknown as { binding(name: string): unknown }).binding(
-      'http_parser',
-    );
-    return binding as HTTPParserBinding;
-  } catch {
-    return null;
-  } finally {
-    process.noDeprecation = quiet;
-  }
-}
 
 interface LlhttpHead {
   method: string;

@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { type HTTPParserBinding, loadLlhttp } from '../bench/peers/llhttp.js';
 import { InvalidArgumentError } from '../src/reactor/errors.js';
 import {
   HTTPParseError,
@@ -1790,39 +1791,6 @@ describe('lifecycle', () => {
 
 // ---------------------------------------------------------------------- differential
 
-interface NodeHTTPParser {
-  initialize(type: number, resource: object, maxHeaderSize?: number, lenient?: number): void;
-  execute(data: Buffer): number | Error;
-  [callback: number]: unknown;
-}
-
-interface HTTPParserBinding {
-  HTTPParser: {
-    new (): NodeHTTPParser;
-    REQUEST: number;
-    kOnHeaders: number;
-    kOnHeadersComplete: number;
-    kOnBody: number;
-    kOnMessageComplete: number;
-  };
-  methods: string[];
-}
-
-/** Node's own llhttp, through the deprecated binding (quietly), or null where it is gone. */
-function llhttp(): HTTPParserBinding | null {
-  const quiet = process.noDeprecation;
-  process.noDeprecation = true;
-  try {
-    return (process as unknown as { binding(name: string): HTTPParserBinding }).binding(
-      'http_parser',
-    );
-  } catch {
-    return null;
-  } finally {
-    process.noDeprecation = quiet;
-  }
-}
-
 /** llhttp's view of `input`, in the harness's event shape (the fields both parsers report). */
 function llhttpEvents(binding: HTTPParserBinding, input: Buffer): unknown[] {
   const { HTTPParser, methods } = binding;
@@ -1879,7 +1847,7 @@ function llhttpEvents(binding: HTTPParserBinding, input: Buffer): unknown[] {
 }
 
 describe('agrees with llhttp (node:http) on valid requests', () => {
-  const binding = llhttp();
+  const binding = loadLlhttp();
   const many = Array.from({ length: 40 }, (_, i) => `X-Field-${i}: value ${i}\r\n`).join('');
   const inputs = [
     `GET / HTTP/1.1\r\n${H}\r\n`,
